@@ -50,6 +50,10 @@ struct MetainfoLimits {
   std::uint64_t max_file_bytes = 64ull << 20;  // a .torrent larger than this is refused before decoding
   std::uint32_t max_files = 1'000'000;
   std::uint32_t max_path_depth = 64;
+  std::uint32_t max_piece_length = 256u << 20;  // larger pieces could not be held in the memory arena
+  // Some old torrent makers wrote dict keys out of order; the info-hash is over the raw bytes either way, so by
+  // default we accept them (as libtorrent does) rather than refuse a torrent every other client opens.
+  bool require_sorted_keys = false;
 };
 
 // Parses a whole .torrent file.
@@ -58,8 +62,9 @@ Result<Metainfo> parse_metainfo(std::string_view torrent_file, const MetainfoLim
 // Parses a bare info dictionary (what BEP 9 ut_metadata delivers); the caller checks the hash it expects.
 Result<Metainfo> parse_info_dict(std::string_view info_bytes, const MetainfoLimits& limits = {});
 
-// Sanitizes one path component: returns an error for "..", "." or empty components, and for absolute paths;
-// replaces NUL, '/' and '\\' and other characters that are unsafe in file names.
+// Sanitizes one path component: returns an error for "..", "." or empty components, for absolute paths (a leading
+// '/' or '\\', a drive letter such as "C:") and for NUL bytes (a C file API would silently cut the name there);
+// replaces embedded '/' and '\\' and other control characters with '_'.
 Result<std::string> sanitize_path_component(std::string_view component);
 
 // Encodes a .torrent file around existing info bytes (used by bt-create and when saving metadata fetched via BEP 9).
