@@ -1,0 +1,302 @@
+// Arena: block free list, slot recycling and the two LRU lists (see arena.hpp for the contract).
+#include "storage/arena.hpp"
+
+#include <sys/mman.h>
+
+#include <bit>
+#include <cassert>
+#include <cstring>
+
+namespace ph::storage {
+
+namespace {
+
+constexpr std::uint32_t kMaxPieceBytes = 64u << 20;
+
+int class_of_capacity(std::size_t capacity) {
+  if (capacity == 0) return 0;
+  return std::min<int>(std::bit_width(capacity) - 1, 15);
+}
+
+}  // namespace
+
+std::size_t PieceBytes::copy_to(std::uint32_t offset, std::span<std::byte> out) const {
+  std::size_t done = 0;
+  const auto want = static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), 0xffffffffu));
+  for_each_segment(offset, want, [&](std::span<std::byte> seg) {
+    std::memcpy(out.data() + done, seg.data(), seg.size());
+    done += seg.size();
+  });
+  return done;
+}
+
+Result<std::unique_ptr<Arena>> Arena::create(std::uint64_t budget_bytes) {
+  std::uint64_t blocks = budget_bytes / kBlockSize;
+  if (blocks == 0) blocks = 1;
+  if (blocks >= ArenaId::kNoSlot) return make_error("arena: budget too large");
+  const std::size_t bytes = static_cast<std::size_t>(blocks) * kBlockSize;
+  // MAP_NORESERVE: reserving the budget costs address space only; pages are committed as pieces are written.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return make_error("arena: cannot reserve " + std::to_string(bytes) + " bytes");
+  return std::unique_ptr<Arena>(new Arena(static_cast<std::byte*>(p), static_cast<std::uint32_t>(blocks)));
+}
+
+Arena::Arena(std::byte* base, std::uint32_t block_count)
+    : base_(base), block_count_(block_count), block_link_(block_count) {
+  for (std::uint32_t b = 0; b < block_count; ++b) block_link_[b] = b + 1 < block_count ? b + 1 : ArenaId::kNoSlot;
+  free_head_ = 0;
+  free_blocks_ = block_count;
+  slots_.reserve(block_count);  // every live piece holds at least one block
+  for (auto& c : free_slots_) c = ArenaId::kNoSlot;
+}
+
+Arena::~Arena() { ::munmap(base_, static_cast<std::size_t>(block_count_) * kBlockSize); }
+
+OwnerId Arena::add_owner(EvictFn on_evicted) {
+  for (OwnerId o = 0; o < owners_.size(); ++o) {
+    if (!owners_[o]) {
+      owners_[o] = std::move(on_evicted);
+      return o;
+    }
+  }
+  owners_.push_back(std::move(on_evicted));
+  return static_cast<OwnerId>(owners_.size() - 1);
+}
+
+void Arena::remove_owner(OwnerId owner) {
+  for (std::uint32_t s = 0; s < slots_.size(); ++s) {
+    Slot& slot = slots_[s];
+    if (!slot.live || slot.owner != owner) continue;
+    if (slot.pins > 0) {
+      slot.doomed = true;
+    } else {
+      release(s);
+    }
+  }
+  if (owner < owners_.size()) owners_[owner] = nullptr;
+}
+
+Arena::Slot* Arena::lookup(ArenaId id) {
+  if (id.slot >= slots_.size()) return nullptr;
+  Slot& s = slots_[id.slot];
+  return s.live && !s.doomed && s.gen == id.gen ? &s : nullptr;
+}
+
+const Arena::Slot* Arena::lookup(ArenaId id) const { return const_cast<Arena*>(this)->lookup(id); }
+
+void Arena::link_tail(std::uint32_t s, List l) {
+  Slot& slot = slots_[s];
+  ListHead& h = head_of(l);
+  slot.list = l;
+  slot.prev = h.tail;
+  slot.next = ArenaId::kNoSlot;
+  if (h.tail != ArenaId::kNoSlot) {
+    slots_[h.tail].next = s;
+  } else {
+    h.head = s;
+  }
+  h.tail = s;
+  evictable_blocks_ += slot.blocks.size();
+}
+
+void Arena::unlink(std::uint32_t s) {
+  Slot& slot = slots_[s];
+  if (slot.list == List::none) return;
+  ListHead& h = head_of(slot.list);
+  if (slot.prev != ArenaId::kNoSlot) slots_[slot.prev].next = slot.next; else h.head = slot.next;
+  if (slot.next != ArenaId::kNoSlot) slots_[slot.next].prev = slot.prev; else h.tail = slot.prev;
+  slot.prev = slot.next = ArenaId::kNoSlot;
+  slot.list = List::none;
+  evictable_blocks_ -= slot.blocks.size();
+}
+
+std::uint32_t Arena::take_slot(std::uint32_t nblocks) {
+  const int want = class_of_capacity(std::bit_ceil(nblocks));
+  std::uint32_t s = ArenaId::kNoSlot;
+  for (int c = want; c < kSlotClasses && s == ArenaId::kNoSlot; ++c) {
+    if (free_slots_[c] != ArenaId::kNoSlot) {
+      s = free_slots_[c];
+      free_slots_[c] = slots_[s].next;
+    }
+  }
+  // A smaller recycled slot grows its table once; only when every free slot is gone is a new one made. Either way
+  // this happens only while the mix of piece sizes is still changing, never in the steady state.
+  for (int c = want - 1; c >= 0 && s == ArenaId::kNoSlot; --c) {
+    if (free_slots_[c] != ArenaId::kNoSlot) {
+      s = free_slots_[c];
+      free_slots_[c] = slots_[s].next;
+    }
+  }
+  if (s == ArenaId::kNoSlot) {
+    assert(slots_.size() < slots_.capacity());
+    slots_.emplace_back();
+    s = static_cast<std::uint32_t>(slots_.size() - 1);
+  }
+  Slot& slot = slots_[s];
+  if (slot.blocks.capacity() < nblocks) slot.blocks.reserve(std::bit_ceil(nblocks));
+  slot.next = slot.prev = ArenaId::kNoSlot;
+  return s;
+}
+
+Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t bytes) {
+  assert(!in_callback_ && "eviction callbacks must not call back into the arena");
+  if (bytes == 0 || bytes > kMaxPieceBytes) return make_error("arena: piece size out of range");
+  if (owner >= owners_.size() || !owners_[owner]) return make_error("arena: unknown owner");
+  const std::uint32_t need = (bytes + kBlockSize - 1) / kBlockSize;
+  if (static_cast<std::uint64_t>(free_blocks_) + evictable_blocks_ < need) {
+    ++failed_allocations_;
+    return make_error("arena: memory budget full (every remaining piece is pinned)");
+  }
+  while (free_blocks_ < need) {
+    const bool evicted = evict_one();
+    assert(evicted);
+    (void)evicted;
+  }
+  const std::uint32_t s = take_slot(need);
+  Slot& slot = slots_[s];
+  slot.blocks.clear();
+  for (std::uint32_t i = 0; i < need; ++i) {
+    const std::uint32_t b = free_head_;
+    free_head_ = block_link_[b];
+    block_link_[b] = 0;  // becomes the block's tag
+    slot.blocks.push_back(b);
+  }
+  free_blocks_ -= need;
+  slot.gen += 1;
+  slot.owner = owner;
+  slot.piece = piece;
+  slot.bytes = bytes;
+  slot.pins = 1;
+  slot.list = List::none;
+  slot.behind = false;
+  slot.live = true;
+  slot.doomed = false;
+  pinned_blocks_ += need;
+  ++live_pieces_;
+  return ArenaId{s, slot.gen};
+}
+
+void Arena::release(std::uint32_t s) {
+  Slot& slot = slots_[s];
+  unlink(s);
+  if (slot.pins > 0) pinned_blocks_ -= slot.blocks.size();
+  // Blocks go back in reverse so that a piece freed and reallocated gets the same blocks (warm pages).
+  for (auto it = slot.blocks.rbegin(); it != slot.blocks.rend(); ++it) {
+    block_link_[*it] = free_head_;
+    free_head_ = *it;
+  }
+  free_blocks_ += static_cast<std::uint32_t>(slot.blocks.size());
+  slot.blocks.clear();
+  slot.live = false;
+  slot.doomed = false;
+  slot.pins = 0;
+  slot.gen += 1;  // invalidates every outstanding id
+  --live_pieces_;
+  const int c = class_of_capacity(slot.blocks.capacity());
+  slot.next = free_slots_[c];
+  free_slots_[c] = s;
+}
+
+void Arena::free(ArenaId id) {
+  Slot* slot = lookup(id);
+  if (slot == nullptr) return;
+  if (slot->pins > 0) {
+    slot->doomed = true;
+  } else {
+    release(id.slot);
+  }
+}
+
+void Arena::pin(ArenaId id) {
+  Slot* slot = lookup(id);
+  if (slot == nullptr) return;
+  if (slot->pins++ == 0) {
+    unlink(id.slot);
+    pinned_blocks_ += slot->blocks.size();
+  }
+}
+
+void Arena::unpin(ArenaId id) {
+  // A doomed slot still answers to its id here, so that the pin taken before free() can be returned.
+  if (id.slot >= slots_.size()) return;
+  Slot& slot = slots_[id.slot];
+  if (!slot.live || slot.gen != id.gen || slot.pins == 0) return;
+  if (--slot.pins > 0) return;
+  pinned_blocks_ -= slot.blocks.size();
+  if (slot.doomed) {
+    release(id.slot);
+  } else {
+    link_tail(id.slot, slot.behind ? List::behind : List::normal);
+  }
+}
+
+void Arena::touch(ArenaId id) {
+  Slot* slot = lookup(id);
+  if (slot == nullptr || slot->list == List::none) return;
+  const List l = slot->list;
+  unlink(id.slot);
+  link_tail(id.slot, l);
+}
+
+void Arena::set_behind(ArenaId id, bool behind) {
+  Slot* slot = lookup(id);
+  if (slot == nullptr || slot->behind == behind) return;
+  slot->behind = behind;
+  if (slot->list != List::none) {
+    unlink(id.slot);
+    link_tail(id.slot, behind ? List::behind : List::normal);
+  }
+}
+
+void Arena::evict(std::uint32_t s) {
+  const OwnerId owner = slots_[s].owner;
+  const PieceIndex piece = slots_[s].piece;
+  release(s);
+  ++evictions_;
+  if (owner < owners_.size() && owners_[owner]) {
+    in_callback_ = true;
+    owners_[owner](piece);
+    in_callback_ = false;
+  }
+}
+
+bool Arena::evict_one() {
+  std::uint32_t victim = behind_.head != ArenaId::kNoSlot ? behind_.head : normal_.head;
+  if (victim == ArenaId::kNoSlot) return false;
+  evict(victim);
+  return true;
+}
+
+bool Arena::alive(ArenaId id) const { return lookup(id) != nullptr; }
+
+bool Arena::pinned(ArenaId id) const {
+  const Slot* slot = lookup(id);
+  return slot != nullptr && slot->pins > 0;
+}
+
+PieceBytes Arena::bytes(ArenaId id) const {
+  // Doomed pieces are still readable by whoever holds their pins.
+  assert(id.slot < slots_.size() && slots_[id.slot].live && slots_[id.slot].gen == id.gen);
+  const Slot& slot = slots_[id.slot];
+  return PieceBytes{base_, slot.blocks.data(), slot.bytes};
+}
+
+std::uint32_t& Arena::block_tag(ArenaId id, BlockIndex b) {
+  const Slot& slot = slots_[id.slot];
+  assert(slot.live && slot.gen == id.gen && b < slot.blocks.size());
+  return block_link_[slot.blocks[b]];
+}
+
+ArenaStats Arena::stats() const {
+  ArenaStats s;
+  s.capacity_bytes = static_cast<std::uint64_t>(block_count_) * kBlockSize;
+  s.used_bytes = static_cast<std::uint64_t>(block_count_ - free_blocks_) * kBlockSize;
+  s.pinned_bytes = pinned_blocks_ * kBlockSize;
+  s.evictable_bytes = evictable_blocks_ * kBlockSize;
+  s.evictions = evictions_;
+  s.failed_allocations = failed_allocations_;
+  s.live_pieces = live_pieces_;
+  return s;
+}
+
+}  // namespace ph::storage
