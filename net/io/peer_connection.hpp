@@ -148,7 +148,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   void do_read();
   void process_input();
   bool handle_handshake(const wire::Handshake& h);
+  bool can_send() const { return state_ == State::connected; }
   void queue_bytes(std::size_t payload_bytes);
+  void schedule_flush();
   void flush();
   void arm_tick();
   void on_tick();
@@ -176,7 +178,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   std::size_t pending_payload_ = 0;  // piece payload bytes inside pending_ / writing_ (for counters)
   std::size_t writing_payload_ = 0;
   bool write_in_flight_ = false;
-  bool delivering_ = false;  // inside a handler callback: flushes are deferred to the end of processing
+  bool flush_posted_ = false;  // messages queued in one turn of the io_context go out in one async_write
 
   ByteCounters counters_;
   std::uint64_t rate_last_down_ = 0;
