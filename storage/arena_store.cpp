@@ -50,7 +50,17 @@ ArenaStore::ArenaStore(Arena& arena, Hasher& hasher, FileLayout layout, std::str
 
 ArenaStore::~ArenaStore() {
   shutdown();
+  // Pieces in flight hold the store's own pin (writer or loader); return it so the arena can reclaim them.
+  // Pieces pinned by outstanding PieceViews are released when those views go.
+  for (PieceSlot& s : pieces_) {
+    if (s.id.valid() && (s.state == State::assembling || s.state == State::hashing || s.loading)) drop(s.id);
+  }
   arena_.remove_owner(owner_);
+}
+
+void ArenaStore::drop(ArenaId id) {
+  arena_.unpin(id);
+  arena_.free(id);
 }
 
 void ArenaStore::shutdown() {
@@ -153,7 +163,7 @@ void ArenaStore::finish_verify(PieceIndex p, ArenaId id, bool hash_ok, Result<vo
     }
     s.state = State::missing;
     s.id = {};
-    arena_.free(id);
+    drop(id);
   }
   if (done) done(r);
 }
@@ -161,7 +171,7 @@ void ArenaStore::finish_verify(PieceIndex p, ArenaId id, bool hash_ok, Result<vo
 void ArenaStore::abandon_piece(PieceIndex p) {
   if (p >= pieces_.size() || pieces_[p].state != State::assembling) return;
   PieceSlot& s = pieces_[p];
-  arena_.free(s.id);
+  drop(s.id);
   s.id = {};
   s.state = State::missing;
   s.received = 0;
@@ -219,7 +229,7 @@ void ArenaStore::finish_load(PieceIndex p, ArenaId id, Result<void> io) {
     for (auto& w : ready) w.second(PieceView(arena_, id, p));
     arena_.unpin(id);  // the loader's pin; the views keep theirs
   } else {
-    arena_.free(id);
+    drop(id);
     s.id = {};
     // What was on disk is unreadable: the piece is no longer had, so it will be fetched again.
     if (s.state == State::had) {

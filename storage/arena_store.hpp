@@ -65,6 +65,7 @@ class ArenaStore : public PieceStore {
  private:
   std::uint32_t blocks_per_piece() const { return (layout_.piece_length() + kBlockSize - 1) / kBlockSize; }
   void handle_evicted(PieceIndex p);
+  void drop(ArenaId id);  // returns the store's own pin and frees the piece
   void finish_verify(PieceIndex p, ArenaId id, bool hash_ok, Result<void> io, VerifyHandler done);
   void finish_load(PieceIndex p, ArenaId id, Result<void> io);
 
