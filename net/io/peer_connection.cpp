@@ -107,11 +107,11 @@ void PeerConnection::do_connect() {
       self->close("connect failed: " + ec.message());
       return;
     }
-    self->on_connected();
+    self->handle_connected();
   });
 }
 
-void PeerConnection::on_connected() {
+void PeerConnection::handle_connected() {
   state_ = State::handshaking;
   std::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -126,6 +126,7 @@ void PeerConnection::on_connected() {
   our_handshake_sent_ = true;
   queue_bytes(0);
   start_reading();
+  if (handler_) handler_->on_connected(*this);
 }
 
 void PeerConnection::start_reading() { do_read(); }

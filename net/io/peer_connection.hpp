@@ -31,6 +31,8 @@ class PeerConnection;
 class PeerConnectionHandler {
  public:
   virtual ~PeerConnectionHandler() = default;
+  // Outgoing only: TCP is up and our handshake is queued (useful for tracing; most handlers ignore it).
+  virtual void on_connected(PeerConnection& /*c*/) {}
   // The remote handshake arrived and was accepted (right info-hash, not ourselves); ours has been queued.
   virtual void on_handshake(PeerConnection& c, const wire::Handshake& remote) = 0;
   // Every message after the handshake, keep-alives included. Message::payload is valid only during the call.
@@ -143,7 +145,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
 
  private:
   void do_connect();
-  void on_connected();
+  void handle_connected();
   void start_reading();
   void do_read();
   void process_input();
