@@ -15,6 +15,13 @@ const char* type_name(Type t) {
   return "?";
 }
 
+namespace {
+std::string hex_byte(unsigned char c) {
+  static constexpr char digits[] = "0123456789abcdef";
+  return std::string{'0', 'x', digits[c >> 4], digits[c & 15]};
+}
+}  // namespace
+
 std::string DecodeError::to_string() const { return "bencode: at byte " + std::to_string(offset) + ": " + message; }
 
 // ---- Decoder --------------------------------------------------------------------------------------------------
@@ -179,7 +186,7 @@ Result<Document> decode_impl(std::string_view in, const DecodeLimits& limits, De
     return fail(pos, std::string("expected 'i', 'l', 'd' or a string length, found ") +
                          (static_cast<unsigned char>(c) >= 32 && static_cast<unsigned char>(c) < 127
                               ? "'" + std::string(1, c) + "'"
-                              : "byte 0x" + std::to_string(static_cast<unsigned char>(c))));
+                              : "byte " + hex_byte(static_cast<unsigned char>(c))));
   } while (!stack.empty());
 
   if (consumed) {

@@ -16,6 +16,10 @@ using bencode::Node;
 
 Error fail(std::string message) { return make_error("metainfo: " + std::move(message)); }
 
+std::string article(bencode::Type t) {
+  return std::string(t == bencode::Type::integer ? "an " : "a ") + bencode::type_name(t);
+}
+
 bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 // Prefers the UTF-8 variant of a string field (`name.utf-8`, `path.utf-8`) when it is present and well typed.
@@ -96,7 +100,7 @@ void parse_attr(std::string_view attr, FileEntry& f) {
 Result<std::uint64_t> parse_length(Node dict, const std::string& where) {
   Node len = dict.find("length");
   if (!len) return fail(where + ": 'length' is missing");
-  if (!len.is_int()) return fail(where + ": 'length' must be an integer, found a " + bencode::type_name(len.type()));
+  if (!len.is_int()) return fail(where + ": 'length' must be an integer, found " + article(len.type()));
   if (len.as_int() < 0) return fail(where + ": 'length' is negative (" + std::to_string(len.as_int()) + ")");
   return static_cast<std::uint64_t>(len.as_int());
 }
@@ -119,7 +123,7 @@ Result<Metainfo> parse_info(Node info, std::string_view info_raw, const Metainfo
 
   Node name = pick_utf8(info, "name", "name.utf-8");
   if (!name) return fail("'name' is missing from the info dict");
-  if (!name.is_string()) return fail("'name' must be a string, found a " + std::string(bencode::type_name(name.type())));
+  if (!name.is_string()) return fail("'name' must be a string, found " + article(name.type()));
   auto safe_name = sanitize_path_component(name.as_string());
   if (!safe_name) return fail("'name': " + safe_name.error().message);
   m.name = std::move(*safe_name);
@@ -268,7 +272,7 @@ Result<Metainfo> parse_metainfo(std::string_view torrent_file, const MetainfoLim
   auto doc = bencode::decode(torrent_file, decode_limits(limits));
   if (!doc) return fail(doc.error().message);
   Node root = doc->root();
-  if (!root.is_dict()) return fail("top level must be a dict, found a " + std::string(bencode::type_name(root.type())));
+  if (!root.is_dict()) return fail("top level must be a dict, found " + article(root.type()));
   Node info = root.find("info");
   if (!info) {
     if (root.find("piece layers")) return fail("v2-only torrent: not supported yet (BEP 52)");
