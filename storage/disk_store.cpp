@@ -38,6 +38,8 @@ struct DiskStore::Recheck {
   std::uint32_t found = 0;
 };
 
+DiskStore::~DiskStore() { shutdown(); }
+
 bool DiskStore::safe_component(std::string_view c) {
   if (c.empty() || c == "." || c == ".." || c.size() > 255) return false;
   for (char ch : c) {

@@ -28,7 +28,7 @@ class DiskStore final : public ArenaStore {
   static Result<std::unique_ptr<DiskStore>> create(Arena& arena, Hasher& hasher, FileLayout layout,
                                                    std::string piece_hashes, std::vector<std::vector<std::string>> paths,
                                                    std::filesystem::path download_dir);
-  ~DiskStore() override { shutdown(); }
+  ~DiskStore() override;
 
   // Re-verifies every piece already on disk (on the workers, a few at a time) and marks the good ones had.
   // done(pieces_had) runs on the io thread. Call once, before the first begin_piece.

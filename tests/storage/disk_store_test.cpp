@@ -1,0 +1,219 @@
+// DiskStore: a multi-file torrent (with padding and an empty file) written through the store and read back
+// byte-identical from the files and through the store, restart re-verification, and torrents whose paths try to
+// leave the download folder, by name or through a planted symlink.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+
+#include <fstream>
+#include <iterator>
+
+#include "storage/arena.hpp"
+#include "storage/disk_store.hpp"
+#include "storage/hasher.hpp"
+#include "store_fixture.hpp"
+
+using namespace ph;
+using namespace ph::storage;
+using namespace ph::storage::test;
+
+namespace {
+
+constexpr std::uint32_t kPiece = 2 * kBlockSize;  // 32 KiB pieces
+
+using Paths = std::vector<std::vector<std::string>>;
+
+std::vector<std::byte> read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(raw.size());
+  std::memcpy(out.data(), raw.data(), raw.size());
+  return out;
+}
+
+struct DiskRig {
+  asio::io_context io;
+  std::unique_ptr<Arena> arena;
+  std::unique_ptr<Hasher> hasher;
+  const Torrent& torrent;
+  Paths paths;
+  std::filesystem::path root;
+  std::unique_ptr<DiskStore> store;
+
+  DiskRig(const Torrent& t, Paths p, std::filesystem::path dir, std::uint32_t arena_pieces = 4)
+      : torrent(t), paths(std::move(p)), root(std::move(dir)) {
+    auto a = Arena::create(std::uint64_t{arena_pieces} * kPiece);
+    REQUIRE(a.ok());
+    arena = std::move(*a);
+    hasher = std::make_unique<Hasher>(io, 2);
+    reopen();
+  }
+  ~DiskRig() {
+    store.reset();
+    hasher.reset();
+  }
+  void reopen() {
+    store.reset();
+    auto s = DiskStore::create(*arena, *hasher, torrent.layout(), torrent.hashes, paths, root);
+    REQUIRE(s.ok());
+    store = std::move(*s);
+  }
+  VerifyResult download(PieceIndex p) {
+    REQUIRE(store->begin_piece(p).ok());
+    const std::uint32_t size = store->layout().piece_size(p);
+    for (std::uint32_t off = 0; off < size; off += kBlockSize) {
+      const std::uint32_t len = std::min(kBlockSize, size - off);
+      REQUIRE(store->write_block(p, off, torrent.block(p, off, len), 1).ok());
+    }
+    std::optional<VerifyResult> got;
+    REQUIRE(store->submit_piece(p, [&](const VerifyResult& r) { got = r; }).ok());
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    return *got;
+  }
+  std::vector<std::byte> read_piece(PieceIndex p) {
+    std::optional<Result<PieceView>> got;
+    store->read_piece(p, [&](Result<PieceView> r) { got.emplace(std::move(r)); });
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    REQUIRE(got->ok());
+    std::vector<std::byte> out((**got).size());
+    (**got).copy_to(0, out);
+    return out;
+  }
+  std::uint32_t recheck() {
+    std::optional<std::uint32_t> found;
+    store->recheck([&](std::uint32_t n) { found = n; });
+    REQUIRE(run_until(io, [&] { return found.has_value(); }));
+    return *found;
+  }
+};
+
+// name/ a.bin (40000) | pad (25536, to the piece boundary) | sub/empty.txt (0) | sub/deeper/b.mkv (70000) | c (5)
+const std::vector<LayoutFile> kFiles = {
+    {40000, 0, false}, {25536, 0, true}, {0, 0, false}, {70000, 0, false}, {5, 0, false}};
+const Paths kPaths = {{"show", "a.bin"},
+                      {".pad", "25536"},
+                      {"show", "sub", "empty.txt"},
+                      {"show", "sub", "deeper", "b.mkv"},
+                      {"show", "c"}};
+
+}  // namespace
+
+TEST_CASE("disk store: multi-file torrent written and read back byte-identical", "[disk_store]") {
+  Torrent t(kPiece, kFiles, 3);
+  TempDir dir;
+  const auto root = dir.path / "downloads";
+  DiskRig rig(t, kPaths, root, 2);  // a 2-piece arena: reads must come back from disk
+  CHECK_FALSE(std::filesystem::exists(root));  // nothing is created before the first write
+  const auto& layout = rig.store->layout();
+  REQUIRE(layout.piece_count() == (40000u + 25536 + 70000 + 5 + kPiece - 1) / kPiece);
+  for (PieceIndex p = layout.piece_count(); p-- > 0;) {  // backwards: later files are created first
+    auto r = rig.download(p);
+    INFO(r.error);
+    REQUIRE(r.ok());
+    CHECK(rig.store->has(p));
+  }
+  // The files hold exactly the torrent's bytes; padding was never written.
+  auto slice = [&](std::uint64_t off, std::uint64_t len) {
+    return std::vector<std::byte>(t.data.begin() + static_cast<std::ptrdiff_t>(off),
+                                  t.data.begin() + static_cast<std::ptrdiff_t>(off + len));
+  };
+  CHECK(read_file(root / "show" / "a.bin") == slice(0, 40000));
+  CHECK(read_file(root / "show" / "sub" / "deeper" / "b.mkv") == slice(65536, 70000));
+  CHECK(read_file(root / "show" / "c") == slice(135536, 5));
+  CHECK_FALSE(std::filesystem::exists(root / ".pad"));
+  // Every piece reads back through the store (most from disk, the arena holds only two).
+  CHECK(rig.arena->stats().evictions > 0);
+  for (PieceIndex p = 0; p < layout.piece_count(); ++p) {
+    CHECK(rig.read_piece(p) == slice(layout.piece_offset(p), layout.piece_size(p)));
+  }
+  CHECK(rig.arena->stats().used_bytes <= rig.arena->stats().capacity_bytes);
+  CHECK(rig.arena->stats().pinned_bytes == 0);
+}
+
+TEST_CASE("disk store: files are sparse and full length from the first write", "[disk_store]") {
+  Torrent t(kPiece, {{64 * kPiece, 0, false}}, 5);
+  TempDir dir;
+  DiskRig rig(t, {{"big.bin"}}, dir.path);
+  REQUIRE(rig.download(40).ok());
+  struct stat st {};
+  REQUIRE(::stat((dir.path / "big.bin").c_str(), &st) == 0);
+  CHECK(static_cast<std::uint64_t>(st.st_size) == 64ull * kPiece);
+  CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 < 16ull * kPiece);  // only what was written takes space
+}
+
+TEST_CASE("disk store: restart re-verifies what is on disk", "[disk_store]") {
+  Torrent t(kPiece, kFiles, 4);
+  TempDir dir;
+  DiskRig rig(t, kPaths, dir.path);
+  CHECK(rig.recheck() == 0);  // nothing there yet, and nothing created by looking
+  CHECK(entries_under(dir.path) == 0);
+  const auto count = rig.store->layout().piece_count();
+  for (PieceIndex p = 0; p < count; p += 2) REQUIRE(rig.download(p).ok());  // every other piece
+  rig.reopen();
+  for (PieceIndex p = 0; p < count; ++p) CHECK_FALSE(rig.store->has(p));
+  CHECK(rig.recheck() == (count + 1) / 2);
+  for (PieceIndex p = 0; p < count; ++p) CHECK(rig.store->has(p) == (p % 2 == 0));
+  // Corrupt one byte of piece 2 on disk (it lies in b.mkv): the next restart no longer counts it.
+  {
+    std::fstream f(dir.path / "show" / "sub" / "deeper" / "b.mkv", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(2 * kPiece - 65536 + 100);
+    f.put('\x5a' ^ static_cast<char>(t.data[2 * kPiece + 100]));
+  }
+  rig.reopen();
+  CHECK(rig.recheck() == (count + 1) / 2 - 1);
+  CHECK_FALSE(rig.store->has(2));
+  CHECK(rig.store->has(0));
+  REQUIRE(rig.download(2).ok());  // fetched again, written over the bad bytes
+  CHECK(rig.read_piece(2) == std::vector<std::byte>(t.data.begin() + 2 * kPiece, t.data.begin() + 3 * kPiece));
+}
+
+TEST_CASE("disk store: unsafe paths are refused before anything is written", "[disk_store]") {
+  Torrent t(kPiece, {{1000, 0, false}}, 6);
+  asio::io_context io;
+  auto arena = Arena::create(4 * kPiece);
+  REQUIRE(arena.ok());
+  Hasher hasher(io, 1);
+  TempDir dir;
+  const auto root = dir.path / "inside";
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"..", "escaped"},
+                                                               {"t", "..", "..", "escaped"},
+                                                               {"/tmp", "escaped"},
+                                                               {"a/../../escaped"},
+                                                               {"."},
+                                                               {""},
+                                                               {},
+                                                               {std::string("nul\0byte", 8)},
+                                                               {"back\\slash"}}) {
+    auto s = DiskStore::create(**arena, hasher, t.layout(), t.hashes, {bad}, root);
+    CHECK_FALSE(s.ok());
+  }
+  // The same through a Metainfo whose paths were not sanitized by the parser.
+  Metainfo m;
+  m.piece_length = kPiece;
+  m.total_length = 1000;
+  m.piece_hashes = t.hashes;
+  m.files.push_back(FileEntry{{"..", "..", "etc", "escaped"}, 1000, 0});
+  CHECK_FALSE(DiskStore::create(**arena, hasher, m, root).ok());
+  CHECK(entries_under(dir.path) == 0);
+}
+
+TEST_CASE("disk store: a symlink planted in the download folder does not lead outside", "[disk_store]") {
+  Torrent t(kPiece, {{3000, 0, false}, {3000, 0, false}}, 7);
+  TempDir dir;
+  const auto root = dir.path / "inside";
+  const auto outside = dir.path / "outside";
+  std::filesystem::create_directories(root / "show");
+  std::filesystem::create_directories(outside);
+  std::filesystem::create_directory_symlink(outside, root / "show" / "link");     // a folder link
+  std::filesystem::create_symlink(outside / "victim", root / "show" / "file.bin");  // a file link
+  DiskRig rig(t, {{"show", "link", "x.bin"}, {"show", "file.bin"}}, root);
+  auto r = rig.download(0);
+  CHECK(r.outcome == VerifyResult::Outcome::io_error);
+  CHECK_FALSE(r.error.empty());
+  CHECK_FALSE(rig.store->has(0));
+  CHECK(entries_under(outside) == 0);  // nothing written outside the folder
+  CHECK(rig.arena->stats().used_bytes == 0);
+}
