@@ -18,6 +18,12 @@ std::array<std::uint8_t, 17> ip_key(const PeerAddress& a) {
   return k;
 }
 
+bool is_loopback(const PeerAddress& a) {
+  if (!a.v6) return a.ip[0] == 127;
+  static constexpr std::array<std::uint8_t, 16> kV6Loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return a.ip == kV6Loopback;
+}
+
 }  // namespace
 
 const char* hop_kind_name(HopEvent::Kind k) {
@@ -160,6 +166,7 @@ void DhtNode::tick(TimePoint now) {
 // ---- serving ---------------------------------------------------------------------------------------------------
 
 bool DhtNode::rate_allow(const PeerAddress& from, TimePoint now) {
+  if (!config_.rate_limit_loopback && is_loopback(from)) return true;
   auto key = ip_key(from);
   auto it = rate_.find(key);
   if (it == rate_.end()) {

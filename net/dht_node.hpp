@@ -29,7 +29,7 @@ struct Datagram {
 
 struct NodeConfig {
   Id20 id;                 // all-zero: drawn from the seeded generator
-  std::uint64_t seed = 1;  // the I/O layer passes real entropy; tests pass a fixed number
+  std::uint64_t seed = 0;  // DhtService replaces 0 with real entropy; simulations pass fixed numbers
   RoutingConfig routing;
   std::vector<PeerAddress> bootstrap;  // asked when the routing table is (nearly) empty
   std::string version = std::string("PH\x00\x01", 4);
@@ -57,6 +57,9 @@ struct NodeConfig {
   double rate_per_second = 50;
   double rate_burst = 100;
   std::size_t max_rate_entries = 4096;
+  // Loopback sources (127.0.0.0/8, ::1) are our own machine: test swarms and local tools put every node on one IP,
+  // which a per-IP limit would throttle as if it were a single flooder.
+  bool rate_limit_loopback = false;
 };
 
 // One step of a lookup, for tools that show how Kademlia converges.

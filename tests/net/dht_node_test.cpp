@@ -1,7 +1,8 @@
 // The sans-I/O DHT node: a simulated network of sans-I/O nodes on a virtual clock in one process (bootstrap,
 // announce, lookups converging, dead nodes), plus serving rules and hostile input (malformed KRPC, wrong types,
-// oversized packets, bad tokens, query floods, bounded memory).
+// oversized packets, bad tokens, query floods, bounded memory), and DhtService over real UDP sockets on loopback.
 #include "net/dht_node.hpp"
+#include "net/io/dht_service.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -457,4 +458,99 @@ TEST_CASE("dht node: lookups with nobody to ask finish at once; pings time out; 
   CHECK(b.node.routing_table().size() == 0);  // wrong source address: ignored
   b.node.receive(krpc::encode(krpc::make_response(ping->transaction_id, r)), sim_addr(78, 6881), b.now);
   CHECK(b.node.routing_table().size() == 1);
+}
+
+TEST_CASE("dht service: real UDP nodes on loopback bootstrap, announce, find peers and serve metrics") {
+  asio::io_context io;
+  std::vector<std::unique_ptr<net::DhtService>> nodes;
+  auto make = [&](std::vector<std::string> bootstrap) {
+    net::DhtServiceOptions o;
+    o.bind_address = "127.0.0.1";
+    o.port = 0;
+    o.bootstrap = std::move(bootstrap);
+    o.node.bootstrap_retry = 1s;  // re-bootstrap quickly while the young network is thin
+    o.node.query_timeout = 1s;
+    o.node.maintenance_interval = 1s;
+    auto s = std::make_unique<net::DhtService>(io, o);
+    REQUIRE(s->start().ok());
+    REQUIRE(s->local_port() != 0);
+    nodes.push_back(std::move(s));
+  };
+  // Runs the io_context until pred holds or the (wall-clock) limit passes.
+  auto run_until = [&](auto pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred() && std::chrono::steady_clock::now() < end) {
+      io.restart();
+      io.run_for(20ms);
+    }
+    return pred();
+  };
+  make({});
+  const std::string first = "127.0.0.1:" + std::to_string(nodes[0]->local_port());
+  for (int i = 1; i < 10; ++i) make({first, "localhost:" + std::to_string(nodes[0]->local_port())});
+  CHECK(run_until(
+      [&] {
+        for (auto& n : nodes) {
+          if (n->stats().node.routing_nodes < 5) return false;
+        }
+        return true;
+      },
+      15s));
+
+  const InfoHash hash = hash_of(77);
+  std::optional<LookupResult> announced;
+  nodes[2]->announce(hash, 7777, [&](const LookupResult& r) { announced = r; });
+  REQUIRE(run_until([&] { return announced.has_value(); }, 15s));
+  CHECK(announced->announced_to >= 1);
+
+  std::vector<PeerAddress> found;
+  std::optional<LookupResult> done;
+  nodes[7]->get_peers(
+      hash, [&](const std::vector<PeerAddress>& p) { found.insert(found.end(), p.begin(), p.end()); },
+      [&](const LookupResult& r) { done = r; });
+  REQUIRE(run_until([&] { return done.has_value(); }, 15s));
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].to_string() == "127.0.0.1:7777");
+
+  // A node learnt from a peer-wire PORT message: pinged, then in the table.
+  net::DhtServiceOptions lone;
+  lone.bind_address = "127.0.0.1";
+  lone.port = 0;
+  net::DhtService alone(io, lone);
+  REQUIRE(alone.start().ok());
+  alone.add_node(*PeerAddress::parse(first));
+  CHECK(run_until([&] { return alone.stats().node.routing_nodes == 1; }, 5s));
+
+  // A malformed datagram over the wire is counted, not fatal.
+  asio::ip::udp::socket raw(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  raw.send_to(asio::buffer(std::string("d1:ad2:idi5ee1:q4:ping1:t2:aa1:y1:qe")),
+              asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), nodes[0]->local_port()));
+  CHECK(run_until([&] { return nodes[0]->stats().node.malformed == 1; }, 5s));
+
+  auto metrics = nodes[0]->metrics_text();
+  CHECK(metrics.find("playhead_dht_routing_nodes ") != std::string::npos);
+  CHECK(metrics.find("# TYPE playhead_dht_queries_in_total counter") != std::string::npos);
+  CHECK(nodes[0]->stats().node.queries_in > 0);
+
+  // Tear down with lookups still running: no handler may touch a destroyed service.
+  nodes[3]->get_peers(hash_of(5), {}, {});
+  nodes.clear();
+  io.restart();
+  io.run_for(100ms);
+}
+
+TEST_CASE("dht service: bad bind address and bootstrap parsing") {
+  asio::io_context io;
+  net::DhtServiceOptions o;
+  o.bind_address = "not an address";
+  net::DhtService s(io, o);
+  auto r = s.start();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("bad bind address") != std::string::npos);
+  CHECK(net::split_host_port("router.bittorrent.com:6881") == std::make_pair(std::string("router.bittorrent.com"), std::uint16_t{6881}));
+  CHECK(net::split_host_port("[::1]:25401") == std::make_pair(std::string("::1"), std::uint16_t{25401}));
+  CHECK_FALSE(net::split_host_port("nohost"));
+  CHECK_FALSE(net::split_host_port("host:0"));
+  CHECK_FALSE(net::split_host_port("host:70000"));
+  CHECK_FALSE(net::split_host_port(":80"));
 }
