@@ -3,7 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -319,4 +324,101 @@ TEST_CASE("the stream decoder's buffer stays bounded by one message") {
   // The internal buffer was reused, not grown per message: prepare() right after a drain offers the same region.
   auto span = d.prepare(1);
   CHECK(span.size() <= block.size() + 1);
+}
+
+TEST_CASE("real libtorrent 2.0.8 greeting bytes decode at every split") {
+  // Captured by tests/vectors/wire/capture_libtorrent.py: handshake, extension handshake, have_all, unchoke,
+  // five allowed_fast, unchoke, for a 7-piece torrent.
+  std::ifstream in(std::string(PLAYHEAD_SOURCE_DIR) + "/tests/vectors/wire/libtorrent_seeder_greeting.bin",
+                   std::ios::binary);
+  REQUIRE(in.good());
+  const std::string stream((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(stream.size() == 344);
+  using K = MessageKind;
+  const std::vector<K> expected{K::handshake, K::extended,     K::have_all,     K::unchoke,      K::allowed_fast,
+                                K::allowed_fast, K::allowed_fast, K::allowed_fast, K::allowed_fast, K::unchoke};
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    MessageDecoder d;
+    d.set_piece_count(7);
+    std::vector<K> got;
+    auto drain = [&] {
+      for (;;) {
+        DecodeStep s = d.next();
+        REQUIRE(s.status != DecodeStatus::error);
+        if (s.status == DecodeStatus::need_more) return;
+        got.push_back(s.message.kind);
+        if (s.message.kind == K::handshake) {
+          CHECK(s.message.handshake.reserved.extension_protocol());
+          CHECK(s.message.handshake.reserved.fast());
+          CHECK(s.message.handshake.peer_id.view().substr(0, 8) == "-LT2080-");
+        }
+        if (s.message.kind == K::extended) {
+          CHECK(s.message.extended_id == 0);
+          CHECK(s.message.payload_view().find("ut_metadata") != std::string_view::npos);
+        }
+        if (s.message.kind == K::allowed_fast) CHECK(s.message.piece < 7);
+      }
+    };
+    d.feed(std::string_view(stream).substr(0, cut));
+    drain();
+    d.feed(std::string_view(stream).substr(cut));
+    drain();
+    CHECK(got == expected);
+  }
+}
+
+TEST_CASE("random garbage never crashes the decoder and never grows its buffer past a capped message") {
+  std::mt19937 rng(42);
+  DecoderLimits limits;
+  for (int round = 0; round < 2000; ++round) {
+    MessageDecoder d(limits, round % 2 == 0);
+    std::string junk(static_cast<std::size_t>(rng() % 300), '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    // Half the rounds start with a plausible length prefix so bodies get parsed too.
+    if (round % 4 == 1 && junk.size() > 5) {
+      junk[0] = junk[1] = 0;
+      junk[2] = 0;
+      junk[3] = static_cast<char>(rng() % 20);
+      junk[4] = static_cast<char>(rng() % 22);
+    }
+    std::size_t pos = 0;
+    while (pos < junk.size()) {
+      std::size_t n = 1 + rng() % 17;
+      d.feed(std::string_view(junk).substr(pos, n));
+      pos += n;
+      DecodeStep s;
+      do {
+        s = d.next();
+      } while (s.status == DecodeStatus::message);
+      if (s.status == DecodeStatus::error) {
+        CHECK(!s.error.empty());
+        break;
+      }
+      CHECK(d.buffered() <= limits.max_extended + 16);
+    }
+  }
+}
+
+TEST_CASE("decode throughput of 16 KiB piece messages", "[.bench]") {
+  // Hidden (run with "[.bench]"): prints MiB/s for the stream decoder fed in 64 KiB reads.
+  Buffer stream;
+  const std::string block(kBlockSize, 'b');
+  for (int i = 0; i < 64; ++i) encode_piece(stream, static_cast<PieceIndex>(i), 0, as_span(block));
+  MessageDecoder d(DecoderLimits{}, false);
+  const int rounds = 2000;
+  std::uint64_t bytes_seen = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t pos = 0; pos < stream.size(); pos += 65536) {
+      auto chunk = std::string_view(stream).substr(pos, 65536);
+      auto dst = d.prepare(chunk.size());
+      std::memcpy(dst.data(), chunk.data(), chunk.size());
+      d.commit(chunk.size());
+      for (DecodeStep s = d.next(); s.status == DecodeStatus::message; s = d.next()) bytes_seen += s.message.length;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double mib = static_cast<double>(bytes_seen) / (1 << 20);
+  std::printf("decoded %.0f MiB of piece payload in %.3f s: %.0f MiB/s\n", mib, secs, mib / secs);
+  CHECK(bytes_seen == std::uint64_t{rounds} * 64 * kBlockSize);
 }
