@@ -29,18 +29,38 @@ std::string DecodeError::to_string() const { return "bencode: at byte " + std::t
 namespace {
 
 struct Frame {
-  std::uint32_t token;       // the list/dict token
-  std::uint32_t count;       // elements so far (for dicts: keys + values)
-  std::uint32_t last_key;    // dicts: token index of the previous key, for the ordering check
-  bool has_last_key;
+  std::uint32_t token;     // the list/dict token
+  std::uint32_t count;     // elements so far (for dicts: keys + values)
+  std::uint32_t key_pos;   // dicts: offset and length of the previous key's content, for the ordering check
+  std::uint32_t key_len;
+  bool is_dict;
 };
+
+std::string found_byte(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u >= 32 && u < 127 ? "'" + std::string(1, c) + "'" : "byte " + hex_byte(u);
+}
 
 }  // namespace
 
+// One pass, no recursion: containers are tracked on an explicit stack bounded by limits.max_depth. Hot-path notes
+// (measured with bench/codec_bench.cpp): the token vector is reserved from the input size so it rarely grows, the
+// stack is sized once, and "is this value a dict key?" is decided where the value is parsed, so the per-value
+// bookkeeping after it is a single increment.
 Result<Document> decode_impl(std::string_view in, const DecodeLimits& limits, DecodeError* detail,
                              std::size_t* consumed) {
   Document doc;
   doc.input_ = in;
+  using Token = Document::Token;
+  auto make_token = [](Type type, std::size_t start, std::size_t end, std::uint32_t next) {
+    Token t;
+    t.integer = 0;
+    t.start = static_cast<std::uint32_t>(start);
+    t.end = static_cast<std::uint32_t>(end);
+    t.next = next;
+    t.type = type;
+    return t;
+  };
   auto fail = [&](std::size_t offset, std::string message) -> Result<Document> {
     DecodeError e{offset, std::move(message)};
     if (detail) *detail = e;
@@ -52,73 +72,80 @@ Result<Document> decode_impl(std::string_view in, const DecodeLimits& limits, De
   const char* const base = in.data();
   const std::size_t n = in.size();
   std::size_t pos = 0;
-  std::vector<Frame> stack;
+  // Each open container consumed a byte, so the depth can never exceed n whatever the limit says.
+  const std::size_t stack_size = std::min<std::size_t>(limits.max_depth, n);
+  std::vector<Frame> stack(stack_size);
+  std::size_t depth = 0;
   auto& tokens = doc.tokens_;
-  tokens.reserve(std::min<std::size_t>(n / 4 + 1, 1 << 16));
-
-  auto key_less = [&](std::uint32_t a, std::uint32_t b) {
-    const auto& ta = tokens[a];
-    const auto& tb = tokens[b];
-    std::string_view ka(base + ta.body, ta.end - ta.body);
-    std::string_view kb(base + tb.body, tb.end - tb.body);
-    return ka < kb;
-  };
-
-  // Closes finished containers; called after every complete value.
-  auto finish_value = [&](std::uint32_t index) -> bool {
-    if (stack.empty()) return true;
-    Frame& f = stack.back();
-    const auto& parent = tokens[f.token];
-    if (parent.type == Type::dict && (f.count % 2) == 0) {
-      // This value is a key.
-      if (tokens[index].type != Type::string) return false;
-      if (limits.require_sorted_keys && f.has_last_key && !key_less(f.last_key, index)) return false;
-      f.last_key = index;
-      f.has_last_key = true;
-    }
-    ++f.count;
-    return true;
-  };
+  // Every value takes at least two bytes; real torrents average far more (piece hashes), so n / 8 covers them in
+  // one allocation, and the reservation is only address space until written.
+  tokens.reserve(std::min<std::size_t>(n / 8 + 16, limits.max_tokens));
+  const std::uint32_t max_tokens = limits.max_tokens;
+  const bool sorted = limits.require_sorted_keys;
 
   do {
     if (pos >= n) {
-      return fail(pos, stack.empty() ? "expected a value, found end of input"
-                                     : "unterminated " + std::string(type_name(tokens[stack.back().token].type)) +
-                                           " (started at byte " + std::to_string(tokens[stack.back().token].start) +
-                                           "): expected a value or 'e', found end of input");
+      return fail(pos, depth == 0 ? "expected a value, found end of input"
+                                  : "unterminated " + std::string(stack[depth - 1].is_dict ? "dict" : "list") +
+                                        " (started at byte " + std::to_string(tokens[stack[depth - 1].token].start) +
+                                        "): expected a value or 'e', found end of input");
     }
-    if (tokens.size() >= limits.max_tokens) return fail(pos, "too many values (limit " + std::to_string(limits.max_tokens) + ")");
+    if (tokens.size() >= max_tokens) return fail(pos, "too many values (limit " + std::to_string(max_tokens) + ")");
     const char c = base[pos];
     const auto index = static_cast<std::uint32_t>(tokens.size());
+    // True when the value starting here is a dict key (dicts alternate key, value).
+    const bool at_key = depth != 0 && stack[depth - 1].is_dict && (stack[depth - 1].count & 1) == 0;
 
-    if (c == 'e') {
-      if (stack.empty()) return fail(pos, "unexpected 'e': no list or dict is open");
-      Frame f = stack.back();
-      stack.pop_back();
+    if (c >= '0' && c <= '9') {
+      const std::size_t start = pos;
+      std::uint64_t len = static_cast<std::uint64_t>(c - '0');
+      if (len > n) return fail(start, "string length " + std::string(1, c) + "... is longer than the input");
+      ++pos;
+      while (pos < n && base[pos] >= '0' && base[pos] <= '9') {
+        len = len * 10 + static_cast<std::uint64_t>(base[pos] - '0');
+        if (len > n) return fail(start, "string length " + std::string(base + start, pos + 1 - start) + "... is longer than the input");
+        ++pos;
+      }
+      if (c == '0' && pos - start > 1) return fail(start, "string length has a leading zero");
+      if (pos >= n) return fail(pos, "unterminated string length: expected ':'");
+      if (base[pos] != ':') return fail(pos, "expected ':' after string length");
+      ++pos;
+      if (len > n - pos) {
+        return fail(start, "string of length " + std::to_string(len) + " runs past the end of input (" +
+                               std::to_string(n - pos) + " bytes left)");
+      }
+      const auto body = static_cast<std::uint32_t>(pos);
+      pos += len;
+      if (at_key) {
+        Frame& f = stack[depth - 1];
+        if (sorted && f.count != 0) {
+          const std::string_view prev(base + f.key_pos, f.key_len);
+          const std::string_view key(base + body, len);
+          if (!(prev < key)) return fail(start, "dict keys must be in strictly ascending order without duplicates");
+        }
+        f.key_pos = body;
+        f.key_len = static_cast<std::uint32_t>(len);
+      }
+      Token t = make_token(Type::string, start, pos, index + 1);
+      t.body = body;
+      tokens.push_back(t);
+    } else if (c == 'e') {
+      if (depth == 0) return fail(pos, "unexpected 'e': no list or dict is open");
+      const Frame& f = stack[--depth];
       auto& t = tokens[f.token];
-      if (t.type == Type::dict && (f.count % 2) != 0) return fail(pos, "dict key has no value: expected a value before 'e'");
+      if (f.is_dict && (f.count & 1) != 0) return fail(pos, "dict key has no value: expected a value before 'e'");
       ++pos;
       t.end = static_cast<std::uint32_t>(pos);
       t.next = index;
-      t.body = t.type == Type::dict ? f.count / 2 : f.count;
-      if (!finish_value(f.token)) return fail(t.start, "dict keys must be strings in strictly ascending order");
-      continue;
-    }
-
-    if (c == 'l' || c == 'd') {
-      if (stack.size() >= limits.max_depth) {
-        return fail(pos, "nesting deeper than " + std::to_string(limits.max_depth) + " levels");
-      }
-      if (!stack.empty() && tokens[stack.back().token].type == Type::dict && (stack.back().count % 2) == 0) {
-        return fail(pos, "expected a string dict key, found a " + std::string(c == 'l' ? "list" : "dict"));
-      }
-      tokens.push_back({static_cast<std::uint32_t>(pos), 0, 0, 0, 0, c == 'l' ? Type::list : Type::dict});
-      stack.push_back({index, 0, 0, false});
+      t.body = f.is_dict ? f.count / 2 : f.count;
+    } else if (c == 'l' || c == 'd') {
+      if (depth >= limits.max_depth) return fail(pos, "nesting deeper than " + std::to_string(limits.max_depth) + " levels");
+      if (at_key) return fail(pos, "expected a string dict key, found a " + std::string(c == 'l' ? "list" : "dict"));
+      tokens.push_back(make_token(c == 'l' ? Type::list : Type::dict, pos, 0, 0));
+      stack[depth++] = Frame{index, 0, 0, 0, c == 'd'};
       ++pos;
-      continue;
-    }
-
-    if (c == 'i') {
+      continue;  // the container is counted in its parent when it closes
+    } else if (c == 'i') {
       const std::size_t start = pos++;
       bool negative = false;
       if (pos < n && base[pos] == '-') {
@@ -152,42 +179,17 @@ Result<Document> decode_impl(std::string_view in, const DecodeLimits& limits, De
         }
         value = static_cast<std::int64_t>(magnitude);
       }
+      if (at_key) return fail(start, "expected a string dict key, found an integer");
       ++pos;
-      tokens.push_back({static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(pos), index + 1, 0, value,
-                        Type::integer});
-      if (!finish_value(index)) return fail(start, "expected a string dict key, found an integer");
-      continue;
+      Token t = make_token(Type::integer, start, pos, index + 1);
+      t.integer = value;
+      tokens.push_back(t);
+    } else {
+      return fail(pos, "expected 'i', 'l', 'd' or a string length, found " + found_byte(c));
     }
-
-    if (c >= '0' && c <= '9') {
-      const std::size_t start = pos;
-      std::uint64_t len = 0;
-      while (pos < n && base[pos] >= '0' && base[pos] <= '9') {
-        len = len * 10 + static_cast<std::uint64_t>(base[pos] - '0');
-        if (len > n) return fail(start, "string length " + std::string(base + start, pos + 1 - start) + "... is longer than the input");
-        ++pos;
-      }
-      if (base[start] == '0' && pos - start > 1) return fail(start, "string length has a leading zero");
-      if (pos >= n) return fail(pos, "unterminated string length: expected ':'");
-      if (base[pos] != ':') return fail(pos, "expected ':' after string length");
-      ++pos;
-      if (len > n - pos) {
-        return fail(start, "string of length " + std::to_string(len) + " runs past the end of input (" +
-                               std::to_string(n - pos) + " bytes left)");
-      }
-      const auto body = static_cast<std::uint32_t>(pos);
-      pos += len;
-      tokens.push_back({static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(pos), index + 1, body, 0,
-                        Type::string});
-      if (!finish_value(index)) return fail(start, "dict keys must be in strictly ascending order without duplicates");
-      continue;
-    }
-
-    return fail(pos, std::string("expected 'i', 'l', 'd' or a string length, found ") +
-                         (static_cast<unsigned char>(c) >= 32 && static_cast<unsigned char>(c) < 127
-                              ? "'" + std::string(1, c) + "'"
-                              : "byte " + hex_byte(static_cast<unsigned char>(c))));
-  } while (!stack.empty());
+    // A value (scalar or closed container) is complete: count it in its parent.
+    if (depth != 0) ++stack[depth - 1].count;
+  } while (depth != 0);
 
   if (consumed) {
     *consumed = pos;
