@@ -38,13 +38,34 @@ inline std::string http_ok(const std::string& body) {
 }
 
 class FakeHttpServer {
+  struct Dribbler {
+    Dribbler(asio::io_context& io, Socket s, std::string bytes, std::chrono::milliseconds gap)
+        : socket(std::move(s)), data(std::move(bytes)), timer(io), gap(gap) {}
+    static void step(const std::shared_ptr<Dribbler>& self) {
+      if (self->pos >= self->data.size()) return;
+      asio::async_write(*self->socket, asio::buffer(self->data.data() + self->pos, 1),
+                        [self](const asio::error_code& ec, std::size_t) {
+                          if (ec) return;
+                          ++self->pos;
+                          self->timer.expires_after(self->gap);
+                          self->timer.async_wait([self](const asio::error_code& tec) {
+                            if (!tec) step(self);
+                          });
+                        });
+    }
+    Socket socket;
+    std::string data;
+    asio::steady_timer timer;
+    std::chrono::milliseconds gap;
+    std::size_t pos = 0;
+  };
+
  public:
   // Called once per request with the connection and the request head (request line and headers).
   using Responder = std::function<void(Socket, const std::string& request)>;
 
   FakeHttpServer(asio::io_context& io, Responder responder, bool v6 = false)
-      : io_(io),
-        acceptor_(io, asio::ip::tcp::endpoint(v6 ? asio::ip::address(asio::ip::address_v6::loopback())
+      : acceptor_(io, asio::ip::tcp::endpoint(v6 ? asio::ip::address(asio::ip::address_v6::loopback())
                                                  : asio::ip::address(asio::ip::address_v4::loopback()),
                                               0)),
         responder_(std::move(responder)), v6_(v6) {
@@ -67,25 +88,11 @@ class FakeHttpServer {
     });
   }
 
-  // Writes one byte per `gap` until done or the peer goes away.
+  // Writes one byte per `gap` until done or the peer goes away. The pending handlers own the state, so it ends
+  // with the connection or the io_context.
   static void dribble(asio::io_context& io, Socket s, std::string bytes, std::chrono::milliseconds gap) {
-    auto data = std::make_shared<std::string>(std::move(bytes));
-    auto timer = std::make_shared<asio::steady_timer>(io);
-    auto pos = std::make_shared<std::size_t>(0);
-    auto step = std::make_shared<std::function<void()>>();
-    *step = [s, data, timer, pos, gap, weak = std::weak_ptr<std::function<void()>>(step)] {
-      if (*pos >= data->size()) return;
-      asio::async_write(*s, asio::buffer(data->data() + *pos, 1), [=](const asio::error_code& ec, std::size_t) {
-        if (ec) return;
-        ++*pos;
-        timer->expires_after(gap);
-        timer->async_wait([weak](const asio::error_code& tec) {
-          if (auto f = weak.lock(); f && !tec) (*f)();
-        });
-      });
-    };
-    keep_.push_back(step);
-    (*step)();
+    auto d = std::make_shared<Dribbler>(io, std::move(s), std::move(bytes), gap);
+    Dribbler::step(d);
   }
 
  private:
@@ -108,13 +115,11 @@ class FakeHttpServer {
     });
   }
 
-  asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;
   Responder responder_;
   bool v6_;
   std::vector<std::string> targets_;
   std::vector<Socket> open_;  // kept open so that "never answers" really never answers
-  static inline std::vector<std::shared_ptr<std::function<void()>>> keep_;
 };
 
 class FakeUdpTracker {
