@@ -2,9 +2,10 @@
 // from BEP 9) into a Metainfo whose geometry is consistent and whose paths are safe to join under a folder.
 #include "net/metainfo.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <string>
-#include <unordered_set>
 
 #include "net/bencode.hpp"
 
@@ -30,19 +31,20 @@ Node pick_utf8(Node dict, std::string_view key, std::string_view utf8_key) {
 }
 
 Result<std::vector<std::string>> parse_path(Node path_list, const MetainfoLimits& limits, std::size_t file_index) {
-  const std::string where = "files[" + std::to_string(file_index) + "].path";
-  if (!path_list.is_list()) return fail(where + " must be a list of strings");
-  if (path_list.size() == 0) return fail(where + " is empty");
+  // Built only on failure: formatting it for each of 10,000 good files was a visible share of parse time.
+  auto where = [file_index] { return "files[" + std::to_string(file_index) + "].path"; };
+  if (!path_list.is_list()) return fail(where() + " must be a list of strings");
+  if (path_list.size() == 0) return fail(where() + " is empty");
   if (path_list.size() > limits.max_path_depth) {
-    return fail(where + " has " + std::to_string(path_list.size()) + " components (limit " +
+    return fail(where() + " has " + std::to_string(path_list.size()) + " components (limit " +
                 std::to_string(limits.max_path_depth) + ")");
   }
   std::vector<std::string> out;
   out.reserve(path_list.size());
   for (Node c : path_list.list()) {
-    if (!c.is_string()) return fail(where + " component " + std::to_string(out.size()) + " is not a string");
+    if (!c.is_string()) return fail(where() + " component " + std::to_string(out.size()) + " is not a string");
     auto s = sanitize_path_component(c.as_string());
-    if (!s) return fail(where + ": " + s.error().message);
+    if (!s) return fail(where() + ": " + s.error().message);
     out.push_back(std::move(*s));
   }
   return out;
@@ -97,11 +99,15 @@ void parse_attr(std::string_view attr, FileEntry& f) {
   }
 }
 
-Result<std::uint64_t> parse_length(Node dict, const std::string& where) {
+// `file_index` names the file in errors; SIZE_MAX means the info dict of a single-file torrent.
+Result<std::uint64_t> parse_length(Node dict, std::size_t file_index) {
+  auto where = [file_index] {
+    return file_index == SIZE_MAX ? std::string("info") : "files[" + std::to_string(file_index) + "]";
+  };
   Node len = dict.find("length");
-  if (!len) return fail(where + ": 'length' is missing");
-  if (!len.is_int()) return fail(where + ": 'length' must be an integer, found " + article(len.type()));
-  if (len.as_int() < 0) return fail(where + ": 'length' is negative (" + std::to_string(len.as_int()) + ")");
+  if (!len) return fail(where() + ": 'length' is missing");
+  if (!len.is_int()) return fail(where() + ": 'length' must be an integer, found " + article(len.type()));
+  if (len.as_int() < 0) return fail(where() + ": 'length' is negative (" + std::to_string(len.as_int()) + ")");
   return static_cast<std::uint64_t>(len.as_int());
 }
 
@@ -160,7 +166,7 @@ Result<Metainfo> parse_info(Node info, std::string_view info_raw, const Metainfo
 
   std::uint64_t total = 0;
   if (length) {
-    auto len = parse_length(info, "info");
+    auto len = parse_length(info, SIZE_MAX);
     if (!len) return len.error();
     FileEntry f;
     f.path = {m.name};
@@ -178,13 +184,11 @@ Result<Metainfo> parse_info(Node info, std::string_view info_raw, const Metainfo
     }
     m.multi_file = true;
     m.files.reserve(count);
-    std::unordered_set<std::string> seen;
-    seen.reserve(count);
     for (Node fd : files.list()) {
       const std::size_t i = m.files.size();
-      const std::string where = "files[" + std::to_string(i) + "]";
-      if (!fd.is_dict()) return fail(where + " must be a dict");
-      auto len = parse_length(fd, where);
+      auto where = [i] { return "files[" + std::to_string(i) + "]"; };
+      if (!fd.is_dict()) return fail(where() + " must be a dict");
+      auto len = parse_length(fd, i);
       if (!len) return len.error();
       FileEntry f;
       f.length = *len;
@@ -194,14 +198,27 @@ Result<Metainfo> parse_info(Node info, std::string_view info_raw, const Metainfo
       f.path.reserve(path->size() + 1);
       f.path.push_back(m.name);
       for (auto& c : *path) f.path.push_back(std::move(c));
-      if (!f.pad) {
-        // Two files at one path would overwrite each other on disk and make one of them unservable.
-        if (!seen.insert(f.path_string()).second) return fail(where + ": duplicate path '" + f.path_string() + "'");
-      }
       f.offset = total;
       if (f.length > std::numeric_limits<std::uint64_t>::max() - total) return fail("total length overflows 64 bits");
       total += f.length;
       m.files.push_back(std::move(f));
+    }
+  }
+  // Two files at one path would overwrite each other on disk and make one of them unservable. Sorting indices and
+  // comparing neighbours allocates once, where a hash set of joined paths allocated per file.
+  if (m.files.size() > 1) {
+    std::vector<std::uint32_t> order;
+    order.reserve(m.files.size());
+    for (std::uint32_t i = 0; i < m.files.size(); ++i) {
+      if (!m.files[i].pad) order.push_back(i);
+    }
+    auto by_path = [&](std::uint32_t a, std::uint32_t b) { return m.files[a].path < m.files[b].path; };
+    std::sort(order.begin(), order.end(), by_path);
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      if (m.files[order[k - 1]].path == m.files[order[k]].path) {
+        const std::uint32_t later = std::max(order[k - 1], order[k]);
+        return fail("files[" + std::to_string(later) + "]: duplicate path '" + m.files[later].path_string() + "'");
+      }
     }
   }
   m.total_length = total;
