@@ -1,0 +1,234 @@
+"""Shared fixtures for the interop tests: content and torrents, a libtorrent peer, and Playhead processes on loopback.
+
+Every wait is bounded; every process is stopped at exit. Import with /usr/bin/python3 (Debian's libtorrent)."""
+import atexit
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import libtorrent as lt
+
+BIN = os.environ.get("PLAYHEAD_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
+_procs = []
+_dirs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.time() + 8
+    for p in _procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def tempdir(prefix="playhead-test-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _dirs.append(d)
+    return d
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_content(root, files, seed=1):
+    """files: list of (relative path, size). Returns {path: bytes}."""
+    rnd = random.Random(seed)
+    out = {}
+    for rel, size in files:
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = rnd.randbytes(size)
+        with open(path, "wb") as f:
+            f.write(data)
+        out[rel] = data
+    return out
+
+
+def make_torrent(content_path, piece_length=256 * 1024, trackers=(), private=False):
+    """Builds a .torrent with libtorrent; returns (torrent bytes, info-hash hex)."""
+    fs = lt.file_storage()
+    lt.add_files(fs, content_path)
+    ct = lt.create_torrent(fs, piece_length, lt.create_torrent.v1_only)
+    for i, tr in enumerate(trackers):
+        ct.add_tracker(tr, i)
+    if private:
+        ct.set_priv(True)
+    lt.set_piece_hashes(ct, os.path.dirname(content_path))
+    data = lt.bencode(ct.generate())
+    info = lt.torrent_info(lt.bdecode(data))
+    return data, str(info.info_hash())
+
+
+def lt_settings(port, **extra):
+    s = {
+        "listen_interfaces": "127.0.0.1:%d" % port,
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_incoming_utp": False,
+        "enable_outgoing_utp": False,
+        "min_reconnect_time": 1,
+        "alert_mask": 0,
+    }
+    s.update(extra)
+    return s
+
+
+class LtPeer:
+    """A libtorrent session with one torrent (seeding from save_path, or downloading into it)."""
+
+    def __init__(self, torrent_bytes, save_path, port=None, upload_limit=None, seed_mode=False):
+        self.port = port or free_port()
+        self.ses = lt.session(lt_settings(self.port))
+        if upload_limit:
+            self.ses.set_peer_class(lt.session.local_peer_class_id,
+                                    {"upload_limit": upload_limit, "download_limit": 0, "label": "local"})
+        p = lt.add_torrent_params()
+        p.ti = lt.torrent_info(lt.bdecode(torrent_bytes))
+        p.save_path = save_path
+        if seed_mode:
+            p.flags |= lt.torrent_flags.seed_mode
+        self.handle = self.ses.add_torrent(p)
+
+    def wait_state(self, states, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.handle.status()
+            if str(st.state) in states or st.state in states:
+                return st
+            time.sleep(0.1)
+        fail("libtorrent did not reach %s (state %s)" % (states, self.handle.status().state))
+
+    def wait_seeding(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.handle.status()
+            if st.is_seeding:
+                return st
+            time.sleep(0.1)
+        fail("libtorrent is not seeding after %ds (state %s, progress %.3f)" %
+             (timeout, self.handle.status().state, self.handle.status().progress))
+
+    def connect(self, port):
+        self.handle.connect_peer(("127.0.0.1", port))
+
+
+class Playhead:
+    """A playhead server process on loopback with its own HTTP and peer ports and working folder."""
+
+    def __init__(self, args=(), env=None, seed=None):
+        self.http_port = free_port()
+        self.peer_port = free_port()
+        self.cwd = tempdir("playhead-run-")
+        e = dict(os.environ)
+        e.update({"HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(self.http_port), "TORRENT_PEER_PORT": str(self.peer_port),
+                  "TORRENT_DHT": "false", "TORRENT_DHT_BOOTSTRAP": "127.0.0.1:1"})
+        if env:
+            e.update(env)
+        cmd = [os.path.join(BIN, "playhead")]
+        if seed:
+            cmd += ["seed", seed[0], "--data", seed[1]]
+        cmd += list(args)
+        self.log_path = os.path.join(self.cwd, "playhead.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        self.base = "http://127.0.0.1:%d" % self.http_port
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                fail("playhead exited early:\n" + self.log_text())
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        fail("playhead did not start:\n" + self.log_text())
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")[-20000:]
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    def get(self, path, headers=None, timeout=30):
+        return self.request("GET", path, headers=headers, timeout=timeout)
+
+    def api(self, method, path, payload=None, ctype="application/json"):
+        body = None
+        headers = {}
+        if payload is not None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            headers["Content-Type"] = ctype
+        status, data, _ = self.request(method, "/api" + path, body, headers)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, data
+
+    def add_torrent(self, torrent_bytes):
+        status, t = self.api("POST", "/torrents", torrent_bytes, "application/x-bittorrent")
+        if status not in (200, 201):
+            fail("adding the torrent: %s %s" % (status, t))
+        return t
+
+    def connect(self, info_hash, port, host="127.0.0.1"):
+        status, r = self.api("POST", "/torrents/%s/peers" % info_hash, {"address": "%s:%d" % (host, port)})
+        if status >= 300:
+            fail("connect peer: %s %s" % (status, r))
+
+    def detail(self, info_hash):
+        return self.api("GET", "/torrents/" + info_hash)[1]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                fail("playhead did not exit within 10 s of SIGTERM")
+        return self.proc.returncode
+
+
+def sha1(b):
+    return hashlib.sha1(b).hexdigest()
