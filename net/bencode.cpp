@@ -402,7 +402,15 @@ void quote(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// Recursive, so the depth is capped here too: a document decoded with a generous max_depth must not overflow the
+// stack (or print gigabytes of indentation) when shown.
+constexpr int kMaxPrintDepth = 128;
+
 void print(std::string& out, Node n, int indent, std::size_t max_bytes) {
+  if (indent >= kMaxPrintDepth && (n.is_list() || n.is_dict())) {
+    out += n.is_list() ? "[...]" : "{...}";
+    return;
+  }
   const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
   switch (n.type()) {
     case Type::integer: out += std::to_string(n.as_int()); break;
