@@ -26,7 +26,7 @@ class ArenaStore : public PieceStore {
   bool assembling(PieceIndex p) const override;
   Result<void> begin_piece(PieceIndex p) override;
   Result<bool> write_block(PieceIndex p, std::uint32_t offset, std::span<const std::byte> data,
-                           std::uint32_t source) override;
+                           std::uint32_t source = 0) override;
   Result<void> submit_piece(PieceIndex p, VerifyHandler done) override;
   void abandon_piece(PieceIndex p) override;
   std::optional<PieceView> try_view(PieceIndex p) override;
