@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ const char* kHelp =
     "  find-node TARGET           iterative find_node for a 40-hex-digit id\n"
     "  get-peers INFOHASH         iterative get_peers; prints peers as they arrive (exit 2 when none found)\n"
     "  announce INFOHASH PORT     get_peers, then announce_peer PORT to the closest nodes (PORT 0: implied_port)\n"
+    "  serve                      run a full DHT node until --timeout, answering others; prints its port first\n"
+    "                             and its counters every 5 s (exit 0 at the timeout)\n"
     "\n"
     "options:\n"
     "  --bootstrap HOST:PORT   a node to start from (repeatable, or comma-separated); default: $TORRENT_DHT_BOOTSTRAP,\n"
@@ -240,6 +243,9 @@ int main(int argc, char** argv) {
       if (*end != '\0' || p < 0 || p > 65535) return usage_error("PORT must be 0-65535");
       announce_port = static_cast<std::uint16_t>(p);
     }
+  } else if (command == "serve") {
+    if (positional.size() != 1) return usage_error("serve takes no arguments");
+    options.node.read_only = false;
   } else {
     return usage_error("unknown command '" + command + "'");
   }
@@ -250,7 +256,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bt-dht: %s\n", started.error().message.c_str());
     return 1;
   }
-  if (!json_mode) {
+  if (json_mode && command == "serve") {
+    std::printf("%s\n", json({{"event", "listening"}, {"port", dht.local_port()}, {"nodeId", dht.node_id().hex()}})
+                             .dump()
+                             .c_str());
+    std::fflush(stdout);
+  } else if (!json_mode) {
     std::printf("bt-dht %s: our node id %s, UDP port %u%s\n", command.c_str(), dht.node_id().hex().c_str(),
                 dht.local_port(), options.node.read_only ? " (read-only)" : "");
     if (!bootstrap.empty()) {
@@ -262,14 +273,40 @@ int main(int argc, char** argv) {
 
   int exit_code = 3;  // timeout unless something finishes first
   asio::steady_timer deadline(io, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s)));
+  asio::steady_timer* status_timer = nullptr;
   auto finish = [&](int code) {
     exit_code = code;
+    if (status_timer) status_timer->cancel();
     dht.stop();
     deadline.cancel();
     io.stop();
   };
+  auto serve_stats = [&](const char* event) {
+    const auto s = dht.stats();
+    const auto& n = s.node;
+    if (json_mode) {
+      json j = {{"event", event},          {"routingNodes", n.routing_nodes}, {"queriesIn", n.queries_in},
+                {"queriesOut", n.queries_out}, {"storedPeers", n.stored_peers},  {"storedHashes", n.stored_hashes},
+                {"malformed", n.malformed},  {"rateLimited", n.rate_limited},   {"badTokens", n.bad_tokens},
+                {"announcesStored", n.announces_stored}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s: %zu nodes in routing table, %llu queries served, %llu sent, %zu peers stored for %zu "
+                  "info-hashes, %llu malformed, %llu rate-limited, %llu bad tokens\n",
+                  event, n.routing_nodes, static_cast<unsigned long long>(n.queries_in),
+                  static_cast<unsigned long long>(n.queries_out), n.stored_peers, n.stored_hashes,
+                  static_cast<unsigned long long>(n.malformed), static_cast<unsigned long long>(n.rate_limited),
+                  static_cast<unsigned long long>(n.bad_tokens));
+    }
+    std::fflush(stdout);
+  };
   deadline.async_wait([&](const asio::error_code& ec) {
     if (ec) return;
+    if (command == "serve") {
+      serve_stats("done");
+      finish(0);
+      return;
+    }
     if (json_mode) {
       std::printf("%s\n", json({{"event", "timeout"}, {"seconds", timeout_s}}).dump().c_str());
     } else {
@@ -279,6 +316,16 @@ int main(int argc, char** argv) {
   });
 
   std::vector<ph::PeerAddress> all_peers;
+  asio::steady_timer status(io);
+  status_timer = &status;
+  std::function<void()> status_loop = [&] {
+    status.expires_after(std::chrono::seconds(5));
+    status.async_wait([&](const asio::error_code& ec) {
+      if (ec) return;
+      serve_stats("status");
+      status_loop();
+    });
+  };
   dht.set_hop_observer([&](const ph::dht::HopEvent& e) { printer.hop(e); });
   if (ping_target) {
     const auto sent = Clock::now();
@@ -296,6 +343,8 @@ int main(int argc, char** argv) {
       }
       finish(id ? 0 : 1);
     });
+  } else if (command == "serve") {
+    status_loop();
   } else if (command == "find-node") {
     dht.find_node(printer.target, [&](const ph::dht::LookupResult& r) {
       printer.done("find-node", r, all_peers);

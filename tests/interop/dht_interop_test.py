@@ -6,7 +6,9 @@ is the network; Playhead's bt-dht joins it through --bootstrap:
   * Playhead finds a peer that libtorrent announced (libtorrent announces when it adds a magnet-only torrent);
   * libtorrent finds a peer that Playhead announced: bt-dht announce INFOHASH PORT, then libtorrent adds that
     info-hash as a magnet and connects to PORT, where a plain TCP listener in this test receives its BitTorrent
-    handshake carrying the info-hash.
+    handshake carrying the info-hash;
+  * Playhead serves libtorrent: a full Playhead node (bt-dht serve) joins the swarm, libtorrent announces to it with
+    the token it handed out, and the stored peer is then served back in get_peers replies.
 Run with /usr/bin/python3 (only it imports the Debian module); PLAYHEAD_BIN_DIR points at the built tools.
 """
 
@@ -199,6 +201,44 @@ class DhtInterop(unittest.TestCase):
             self.assertEqual(handshake[28:48].hex(), info_hash)
         finally:
             listener.close()
+
+    def test_libtorrent_announces_to_a_playhead_node(self):
+        server = subprocess.Popen(
+            [BT_DHT, "--json", "--bind", "127.0.0.1", "--timeout", "90", "serve"] + self.bootstrap(0),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            ready, _, _ = select.select([server.stdout], [], [], 10)
+            self.assertTrue(ready, "bt-dht serve printed nothing")
+            first = json.loads(server.stdout.readline())
+            self.assertEqual(first["event"], "listening")
+            serve_port = first["port"]
+            for s in self.sessions:
+                s.add_dht_node(("127.0.0.1", serve_port))
+            time.sleep(2)
+
+            info_hash = os.urandom(20).hex()
+            announcer = 1
+            self.add_magnet(self.sessions[announcer], info_hash)
+            expected = "127.0.0.1:%d" % self.ports[announcer]
+            node = "127.0.0.1:%d" % serve_port
+            deadline = time.time() + 60
+            served = None
+            while time.time() < deadline and served is None:
+                time.sleep(2)
+                _, events = run_dht("--bootstrap", node, "get-peers", info_hash, timeout=10)
+                for e in events:
+                    if e["event"] == "hop" and e["kind"] == "responded" and e["node"] == node and e["values"] > 0:
+                        served = events
+            self.assertIsNotNone(served, "the Playhead node never served a peer libtorrent announced to it")
+            self.assertIn(expected, served[-1]["peers"])
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            server.stdout.close()
 
 
 if __name__ == "__main__":
