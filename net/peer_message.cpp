@@ -290,6 +290,7 @@ std::span<std::byte> MessageDecoder::prepare(std::size_t min_bytes) {
 void MessageDecoder::commit(std::size_t n) { end_ = std::min(buf_.size(), end_ + n); }
 
 void MessageDecoder::feed(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;  // also keeps memcpy away from a null destination when nothing was buffered yet
   auto dst = prepare(bytes.size());
   std::memcpy(dst.data(), bytes.data(), bytes.size());
   commit(bytes.size());

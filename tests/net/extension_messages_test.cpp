@@ -42,7 +42,9 @@ TEST_CASE("extension handshake round-trips and ignores wrongly typed fields") {
   h.reqq = 500;
   h.metadata_size = 12345;
   h.upload_only = false;
-  PeerAddress ip = *PeerAddress::parse("[::1]:0");
+  PeerAddress ip;  // ::1, port 0 (yourip carries no port)
+  ip.v6 = true;
+  ip.ip[15] = 1;
   h.yourip = ip;
   std::string enc = encode_extension_handshake(h);
   CHECK(enc.rfind("d1:md11:lt_donthavei3e11:ut_metadatai2e6:ut_pexi1ee", 0) == 0);
@@ -56,6 +58,7 @@ TEST_CASE("extension handshake round-trips and ignores wrongly typed fields") {
   CHECK(back->upload_only == false);
   REQUIRE(back->yourip.has_value());
   CHECK(back->yourip->v6);
+  CHECK(back->yourip->ip == ip.ip);
 
   auto odd = parse_extension_handshake("d1:md3:fooi300e3:bar3:xyze1:pi99999e4:reqq3:abc13:metadata_sizei-5ee");
   REQUIRE(odd.ok());
@@ -95,7 +98,8 @@ TEST_CASE("ut_metadata request, data and reject") {
   CHECK(m->total_size == 5);
   CHECK(m->data == "hello");
   // The trailing data may itself look like bencode.
-  auto tricky = parse_metadata_message(encode_metadata_data(0, 6, "d1:ae"));
+  const std::string tricky_payload = encode_metadata_data(0, 6, "d1:ae");  // data views into it: keep it alive
+  auto tricky = parse_metadata_message(tricky_payload);
   REQUIRE(tricky.ok());
   CHECK(tricky->data == "d1:ae");
 
