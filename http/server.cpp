@@ -93,16 +93,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void do_read() {
     if (reading_ || closed_ || peer_eof_) return;
-    if (in_.size() >= limits_.max_pipelined_bytes && responding_) return;  // resumed by finish_response()
+    if (in_.size() >= limits_.max_pipelined_bytes && responding_ && !lingering_) return;  // resumed by finish_response()
     reading_ = true;
     socket_.async_read_some(asio::buffer(read_buf_), [self = shared_from_this()](asio::error_code ec, std::size_t n) {
       self->reading_ = false;
+      if (self->lingering_) self->in_.clear();
       self->on_read(ec, n);
     });
   }
 
   void on_read(asio::error_code ec, std::size_t n) {
     if (closed_) return;
+    if (lingering_) {  // after our final response: drain and drop until the client closes or the linger ends
+      if (ec) {
+        close();
+      } else {
+        do_read();
+      }
+      return;
+    }
     if (ec) {
       // The client went away (or half-closed). Nothing more can be asked; an in-flight response is abandoned
       // because nobody will read it, which also releases a stream's reader at once instead of at the stall timeout.
@@ -361,7 +370,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void next_chunk() {
     const auto want = static_cast<std::size_t>(
         std::min<std::uint64_t>(stream_end_ - stream_pos_, limits_.stream_chunk_bytes));
-    arm_timer(limits_.stall_timeout, /*stall=*/true);
+    arm_timer(limits_.stall_timeout, TimerKind::stall);
     const auto gen = ++read_gen_;
     std::weak_ptr<Connection> weak = shared_from_this();
     source_->read(stream_pos_, want, [weak, gen](Result<std::span<const std::uint8_t>> r) {
@@ -413,10 +422,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish_response() {
     responding_ = false;
     if (close_after_ || closed_) {
-      // Lingering close: shut down our side so the client reads the whole response before seeing FIN.
+      // Lingering close (RFC 9112 9.6): send FIN, then keep reading and discarding for a bounded time. Closing at
+      // once with unread request bytes (an oversized header, a refused body) would make the kernel send RST, and
+      // the client could lose the error response we just wrote.
       asio::error_code ec;
       socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-      close();
+      if (closed_ || peer_eof_ || ec) {
+        close();
+        return;
+      }
+      lingering_ = true;
+      in_.clear();
+      arm_timer(limits_.linger_timeout, TimerKind::linger);
+      do_read();
       return;
     }
     if (peer_eof_ && in_.empty()) {
@@ -430,14 +448,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- deadlines ----------------------------------------------------------------------------------------------
 
-  void arm_timer(std::chrono::milliseconds d, bool stall = false) {
+  enum class TimerKind { timeout, stall, linger };
+
+  void arm_timer(std::chrono::milliseconds d, TimerKind kind = TimerKind::timeout) {
     const auto gen = ++timer_gen_;
     timer_.expires_after(d);
-    timer_.async_wait([self = shared_from_this(), gen, stall](asio::error_code ec) {
+    timer_.async_wait([self = shared_from_this(), gen, kind](asio::error_code ec) {
       if (ec || gen != self->timer_gen_ || self->closed_) return;
-      if (stall) {
+      if (kind == TimerKind::stall) {
         self->stats_->stream_stalls++;
-      } else {
+      } else if (kind == TimerKind::timeout) {
         self->stats_->timeouts++;
       }
       self->close();
@@ -461,6 +481,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_ = false;
   bool peer_eof_ = false;
   bool closed_ = false;
+  bool lingering_ = false;
 
   Request req_;
   std::size_t header_bytes_ = 0;

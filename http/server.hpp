@@ -31,6 +31,7 @@ struct ServerLimits {
   std::chrono::milliseconds request_timeout{15'000};  // from a request's first byte to its last
   std::chrono::milliseconds write_timeout{30'000};    // one write to the client (slow readers)
   std::chrono::milliseconds stall_timeout{60'000};    // waiting for stream bytes that do not come
+  std::chrono::milliseconds linger_timeout{2'000};    // draining input after a final response, before closing
 };
 
 struct ServerStats {
