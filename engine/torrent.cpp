@@ -232,10 +232,26 @@ void Torrent::add_peers(const std::vector<PeerAddress>& addresses, const char* s
   if (started_ && !stopping_) connect_more();
 }
 
+namespace {
+// Bans apply to the whole IP address, except on loopback where every test peer shares 127.0.0.1: there the
+// address with its port is banned.
+PeerAddress ban_key(PeerAddress a) {
+  const bool loopback = a.v6 ? (a.ip == std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+                             : a.ip[0] == 127;
+  if (!loopback) a.port = 0;
+  return a;
+}
+}  // namespace
+
+bool Torrent::is_banned(const PeerAddress& a) const { return banned_.count(ban_key(a)) != 0; }
+
 void Torrent::connect_now(const PeerAddress& address) {
+  if (is_banned(address)) {
+    log_info("torrent", name_ + ": not connecting to banned peer " + address.to_string());
+    return;
+  }
   auto& e = pool_[address];
   e.next_attempt = {};
-  e.banned = false;
   if (!e.connected) {
     e.connected = true;
     e.failures = 0;
@@ -267,7 +283,7 @@ void Torrent::connect_now(const PeerAddress& address) {
 void Torrent::adopt_incoming(std::shared_ptr<net::PeerConnection> connection) {
   auto peer = std::make_unique<Peer>();
   peer->address = connection->remote_address();
-  if (banned_ips_.count(peer->address.ip)) {
+  if (is_banned(peer->address)) {
     connection->set_handler(nullptr);
     connection->close("banned");
     return;
@@ -289,7 +305,7 @@ void Torrent::connect_more() {
   for (auto& [address, e] : pool_) {
     if (open >= options_.max_peers) break;
     if (e.connected || e.banned || e.next_attempt > now) continue;
-    if (banned_ips_.count(address.ip)) continue;
+    if (is_banned(address)) continue;
     if (ctx_.may_open_connection && !ctx_.may_open_connection()) break;
     connect_now(address);
     ++open;
@@ -775,12 +791,13 @@ void Torrent::on_piece_verified(const storage::VerifyResult& r) {
     ++counters_.hash_failures;
     log_warn("torrent", name_ + ": piece " + std::to_string(r.piece) + " failed its hash check" +
                             (r.error.empty() ? "" : ": " + r.error));
+    // A peer that sent every block of a bad piece is certainly guilty and banned at once; when several peers
+    // contributed, each is suspected and banned on its second failed piece.
+    const bool sole = r.sources.size() == 1;
     for (std::uint32_t slot : r.sources) {
       if (slot < peers_.size() && peers_[slot]) {
         Peer& bad = *peers_[slot];
-        // A peer involved in two failed pieces is banned for the session (one may be bad luck: several peers
-        // can contribute to one piece).
-        if (++pool_[bad.address].hash_failures >= 2) ban(bad, "sent data that failed the hash check twice");
+        if (++pool_[bad.address].hash_failures >= 2 || sole) ban(bad, "sent data that failed the hash check");
       }
     }
     fill_all_requests();
@@ -818,7 +835,7 @@ void Torrent::on_piece_evicted(PieceIndex piece) {
 void Torrent::ban(Peer& p, const std::string& reason) {
   auto& e = pool_[p.address];
   e.banned = true;
-  banned_ips_.insert(p.address.ip);
+  banned_.insert(ban_key(p.address));
   log_warn("torrent", name_ + ": banned " + p.address.to_string() + ": " + reason);
   close_peer(p, reason);
 }

@@ -170,6 +170,7 @@ class Torrent : public net::PeerConnectionHandler {
   void drop_peer_requests(Peer& p);
   void close_peer(Peer& p, const std::string& reason);
   void ban(Peer& p, const std::string& reason);
+  bool is_banned(const PeerAddress& a) const;
   void connect_more();
   void rechoke();
   void send_pex();
@@ -208,7 +209,7 @@ class Torrent : public net::PeerConnectionHandler {
   std::vector<std::unique_ptr<Peer>> peers_;
   std::unordered_map<const net::PeerConnection*, std::uint32_t> slot_of_;
   std::map<PeerAddress, PoolEntry> pool_;
-  std::set<std::array<std::uint8_t, 16>> banned_ips_;
+  std::set<PeerAddress> banned_;  // see ban_key(): IP addresses (port 0), or ip:port on loopback
   std::uint64_t connect_counter_ = 0;
 
   // Metadata exchange (magnet links).

@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
     std::puts("playhead 0.1.0");
     return 0;
   }
+  if (const char* level = std::getenv("PLAYHEAD_LOG"); level && std::string_view(level) == "debug") {
+    set_log_level(LogLevel::debug);
+  }
   Config config = cmd->config;
   std::vector<std::string> positional = cmd->positional;
 

@@ -17,7 +17,7 @@ import urllib.request
 
 import libtorrent as lt
 
-BIN = os.environ.get("PLAYHEAD_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
+BIN = os.path.abspath(os.environ.get("PLAYHEAD_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin")))
 _procs = []
 _dirs = []
 
