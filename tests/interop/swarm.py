@@ -232,3 +232,53 @@ class Playhead:
 
 def sha1(b):
     return hashlib.sha1(b).hexdigest()
+
+
+def free_tcp_udp_port():
+    """A port free for both TCP and UDP on 127.0.0.1 (opentracker serves both on one port)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            t.close()
+            continue
+        t.close()
+        u.close()
+        return port
+    fail("no free port")
+
+
+class OpenTracker:
+    """Debian's opentracker on 127.0.0.1 (HTTP and UDP on one port) with a whitelist of info-hashes."""
+
+    def __init__(self, info_hashes):
+        self.port = free_tcp_udp_port()
+        self.dir = tempdir("opentracker-")
+        os.chmod(self.dir, 0o755)  # as root it chroots here and drops to `nobody`
+        with open(os.path.join(self.dir, "whitelist.txt"), "w") as f:
+            f.write("".join(h + "\n" for h in info_hashes))
+        os.chmod(os.path.join(self.dir, "whitelist.txt"), 0o644)
+        whitelist = "/whitelist.txt" if os.geteuid() == 0 else os.path.join(self.dir, "whitelist.txt")
+        self.proc = subprocess.Popen(["/usr/bin/opentracker", "-i", "127.0.0.1", "-p", str(self.port), "-P",
+                                      str(self.port), "-d", self.dir, "-w", whitelist],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _procs.append(self.proc)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                time.sleep(0.3)  # let the whitelist load
+                return
+            except OSError:
+                time.sleep(0.1)
+        fail("opentracker did not start")
+
+    def http_url(self):
+        return "http://127.0.0.1:%d/announce" % self.port
+
+    def udp_url(self):
+        return "udp://127.0.0.1:%d/announce" % self.port
