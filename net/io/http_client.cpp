@@ -302,6 +302,8 @@ HttpClient::HttpClient(asio::io_context& io, HttpClientOptions options) : io_(io
   tls_ = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   asio::error_code ignored;
   tls_->set_default_verify_paths(ignored);
+  // A CA file that cannot be loaded makes every https request fail verification, which is the safe outcome.
+  if (!options_.ca_file.empty()) tls_->load_verify_file(options_.ca_file, ignored);
   tls_->set_verify_mode(options_.verify_tls ? asio::ssl::verify_peer : asio::ssl::verify_none);
 }
 

@@ -30,6 +30,7 @@ struct HttpClientOptions {
   int max_redirects = 3;
   std::string user_agent = "Playhead/0.1";
   bool verify_tls = true;  // verify the server certificate against the system store and the host name
+  std::string ca_file;     // extra trusted CA certificates (PEM), e.g. a private tracker's own CA
 };
 
 struct HttpResponse {

@@ -3,7 +3,12 @@
 // Every wait is bounded by run_until.
 #include "net/io/tracker_client.hpp"
 
+#include <unistd.h>
+
+#include <asio/ssl.hpp>
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "net/tracker_fakes.hpp"
@@ -300,4 +305,93 @@ TEST_CASE("tracker client: cancel and destruction silence the handler") {
   }
   run_until(io, [] { return false; }, 1200ms);
   CHECK(calls == 0);
+}
+
+namespace {
+
+// A one-response-per-connection HTTPS server with a self-signed certificate for 127.0.0.1 made by the openssl tool.
+struct TlsServer {
+  explicit TlsServer(asio::io_context& io, std::string body)
+      : acceptor(io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0)), body(std::move(body)) {
+    dir = std::filesystem::temp_directory_path() / ("ph-tls-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    cert = (dir / "cert.pem").string();
+    const std::string key = (dir / "key.pem").string();
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+                            " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+    made = std::system(cmd.c_str()) == 0;
+    if (!made) return;
+    ctx.use_certificate_chain_file(cert);
+    ctx.use_private_key_file(key, asio::ssl::context::pem);
+    accept();
+  }
+  ~TlsServer() { std::filesystem::remove_all(dir); }
+
+  void accept() {
+    acceptor.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+      if (ec) return;
+      auto stream = std::make_shared<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(sock), ctx);
+      stream->async_handshake(asio::ssl::stream_base::server, [this, stream](const asio::error_code& hec) {
+        if (hec) return;
+        auto buf = std::make_shared<std::string>();
+        asio::async_read_until(*stream, asio::dynamic_buffer(*buf), "\r\n\r\n",
+                               [this, stream, buf](const asio::error_code& rec, std::size_t) {
+                                 if (rec) return;
+                                 ++requests;
+                                 auto resp = std::make_shared<std::string>(http_ok(body));
+                                 asio::async_write(*stream, asio::buffer(*resp),
+                                                   [stream, resp](const asio::error_code&, std::size_t) {
+                                                     stream->async_shutdown([stream](const asio::error_code&) {});
+                                                   });
+                               });
+      });
+      accept();
+    });
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/announce"; }
+
+  asio::ssl::context ctx{asio::ssl::context::tls_server};
+  asio::ip::tcp::acceptor acceptor;
+  std::string body;
+  std::filesystem::path dir;
+  std::string cert;
+  bool made = false;
+  int requests = 0;
+};
+
+}  // namespace
+
+TEST_CASE("tracker client: HTTPS trackers, with certificate verification") {
+  asio::io_context io;
+  TlsServer server(io, bencoded_peers_body(two_peers(), 120));
+  REQUIRE(server.made);  // the openssl tool is part of the build environment (tools/setup.sh)
+
+  SECTION("trusted through ca_file: verified and answered") {
+    auto o = fast_options();
+    o.http.ca_file = server.cert;
+    TrackerClient client(io, o);
+    auto r = announce_once(io, client, server.url());
+    REQUIRE(r.done());
+    INFO(r.error());
+    REQUIRE(r.result->ok());
+    CHECK((*r.result)->interval == 120);
+    CHECK((*r.result)->peers == two_peers());
+  }
+  SECTION("self-signed and not trusted: refused") {
+    TrackerClient client(io, fast_options());
+    auto r = announce_once(io, client, server.url());
+    REQUIRE(r.done());
+    CHECK(r.error().rfind("TLS handshake: ", 0) == 0);
+    CHECK(r.error().find("certificate verify failed") != std::string::npos);
+    CHECK(server.requests == 0);
+  }
+  SECTION("verification off: answered") {
+    auto o = fast_options();
+    o.http.verify_tls = false;
+    TrackerClient client(io, o);
+    auto r = announce_once(io, client, server.url());
+    REQUIRE(r.done());
+    INFO(r.error());
+    CHECK(r.result->ok());
+  }
 }
