@@ -439,7 +439,7 @@ void Picker::select_only(FileIndex file) {
 // --- playheads ------------------------------------------------------------------------------------------------
 
 void Picker::recompute_windows(Playhead& h) {
-  h.urgent = h.window = h.head = h.tail = Range{};
+  h.urgent = h.window = h.head = h.tail = h.tail_urgent = h.head_urgent = Range{};
   const std::uint64_t pos = h.spec.offset;
   const std::uint64_t fb = h.file_begin, fe = h.file_end;
   const std::uint64_t plen = cfg_.piece_length;
@@ -469,6 +469,9 @@ void Picker::recompute_windows(Playhead& h) {
     ht = std::min(ht, len);
     h.head = Range{static_cast<PieceIndex>(fb / plen), static_cast<PieceIndex>((fb + ht + plen - 1) / plen)};
     h.tail = Range{static_cast<PieceIndex>((fe - ht) / plen), file_last};
+    const std::uint32_t n = std::max<std::uint32_t>(cfg_.min_urgent_pieces, 1);
+    h.tail_urgent = Range{std::max(h.tail.first, file_last > n ? file_last - n : 0), file_last};
+    h.head_urgent = Range{h.head.first, std::min(h.head.last, h.head.first + (ulast - first))};
   }
 }
 
@@ -601,8 +604,23 @@ void Picker::refresh_fast_peers() const {
 bool Picker::urgent_eligible(const Peer& peer) const {
   refresh_fast_peers();
   if (fastest_ <= 0) return true;  // nothing measured yet: everyone may try
-  if (peer.rate < cfg_.slow_peer_fraction * fastest_) return false;
-  return static_cast<double>(peer.outstanding_bytes) / peer.rate <= cfg_.max_urgent_queue_seconds;
+  return peer.rate >= cfg_.slow_peer_fraction * fastest_;
+}
+
+std::uint32_t Picker::queue_room(const Peer& peer) const {
+  if (peer.rate <= 0)
+    return peer.outstanding >= cfg_.unknown_rate_queue_blocks ? 0 : cfg_.unknown_rate_queue_blocks - peer.outstanding;
+  const double room = cfg_.max_queue_seconds * peer.rate - static_cast<double>(peer.outstanding_bytes);
+  if (room < cfg_.block_size) return peer.outstanding == 0 ? 1 : 0;
+  return static_cast<std::uint32_t>(std::min(room / cfg_.block_size, 1e6));
+}
+
+std::uint32_t Picker::urgent_allowance(const Peer& peer) const {
+  if (peer.rate <= 0)
+    return peer.outstanding >= cfg_.unknown_rate_urgent_blocks ? 0 : cfg_.unknown_rate_urgent_blocks - peer.outstanding;
+  const double room = cfg_.max_urgent_queue_seconds * peer.rate - static_cast<double>(peer.outstanding_bytes);
+  if (room < cfg_.block_size) return peer.outstanding == 0 ? 1 : 0;  // an idle peer always gets one
+  return static_cast<std::uint32_t>(std::min(room / cfg_.block_size, 1e6));
 }
 
 bool Picker::fast_peer_has(PieceIndex p, PeerSlot except) const {
@@ -666,22 +684,33 @@ bool Picker::take_blocks(Peer& peer, PeerSlot slot, PieceIndex p, std::uint32_t&
 }
 
 bool Picker::pick_in_order(Peer& peer, PeerSlot slot, Range r, std::uint32_t& free, std::int64_t now_ns, bool endgame,
-                           std::vector<BlockRequest>& out) {
+                           std::vector<BlockRequest>& out, bool reverse, bool* starved) {
   // Sequential ranges can span a whole file: the scan is bounded like the background scan.
-  const PieceIndex last = std::min<PieceIndex>(r.last, r.first + std::max<std::uint32_t>(cfg_.max_scan_pieces, 1));
+  const std::uint32_t span = std::min<std::uint32_t>(r.last - r.first, std::max<std::uint32_t>(cfg_.max_scan_pieces, 1));
   const bool slow = endgame && !urgent_eligible(peer);
-  for (PieceIndex p = r.first; p < last && free > 0; ++p) {
+  // In the urgent zone a peer only takes what it can deliver soon; the rest of its slots go to the readahead.
+  std::uint32_t room = endgame ? std::min(free, urgent_allowance(peer)) : free;
+  for (std::uint32_t i = 0; i < span; ++i) {
+    const PieceIndex p = reverse ? r.last - 1 - i : r.first + i;
     if (have_[p] || selected_[p] == 0 || !peer_has(peer, p)) continue;
     const Downloading* d = slot_of_[p] == kNoSlot ? nullptr : &pool_[slot_of_[p]];
     const bool all_requested = d && d->requested_or_received == d->blocks;
+    if (room == 0) {
+      // Out of room: tell the caller whether urgent work this peer could do is still waiting.
+      if (starved && !slow && !all_requested && (d || budget_ >= piece_size(p))) *starved = true;
+      if (!starved || *starved || free == 0) break;
+      continue;
+    }
+    const std::size_t before = out.size();
     if (slow) {
       // Slow peers stay out of the urgent zone unless no fast peer could ever serve this piece.
       if (all_requested || fast_peer_has(p, slot)) continue;
-      take_blocks(peer, slot, p, free, now_ns, false, out);
-      continue;
+      take_blocks(peer, slot, p, room, now_ns, false, out);
+    } else {
+      if (all_requested && !endgame) continue;
+      take_blocks(peer, slot, p, room, now_ns, endgame, out);
     }
-    if (all_requested && !endgame) continue;
-    take_blocks(peer, slot, p, free, now_ns, endgame, out);
+    free -= static_cast<std::uint32_t>(out.size() - before);
   }
   return free > 0;
 }
@@ -756,12 +785,31 @@ std::size_t Picker::pick(PeerSlot slot, std::uint32_t free_slots, PickerTime now
       break;
     case PickPolicy::window:
     case PickPolicy::window_no_tail: {
-      for (const auto& h : playheads_)
-        if (!pick_in_order(peer, slot, h.urgent, free, now_ns, true, out)) break;
+      bool starved = false;
+      for (const auto& h : playheads_) {
+        if (h.tail_urgent.last > h.tail_urgent.first) {
+          // Stream start: the first pieces, the file's last pieces (its index), then the rest of the urgent zone.
+          const PieceIndex split = std::min(h.urgent.last, h.urgent.first + std::max<std::uint32_t>(cfg_.min_urgent_pieces, 1));
+          if (!pick_in_order(peer, slot, Range{h.urgent.first, split}, free, now_ns, true, out, false, &starved)) break;
+          if (!pick_in_order(peer, slot, h.tail_urgent, free, now_ns, true, out, true, &starved)) break;
+          if (!pick_in_order(peer, slot, h.head_urgent, free, now_ns, true, out, false, &starved)) break;
+          if (!pick_in_order(peer, slot, Range{split, h.urgent.last}, free, now_ns, true, out, false, &starved)) break;
+        } else if (!pick_in_order(peer, slot, h.urgent, free, now_ns, true, out, false, &starved)) {
+          break;
+        }
+      }
+      // Strict priority: while urgent blocks wait for room in this peer's queue, nothing else goes into it.
+      if (starved) break;
+      // Everything else only while the queue is short (see max_queue_seconds).
+      const std::uint32_t room = std::min(free, queue_room(peer));
+      const std::uint32_t unused = free - room;
+      free = room;
       for (const auto& h : playheads_) {
         if (free == 0) break;
+        // The head in order, then the tail from the very end backwards: a container index ends there (mp4 moov,
+        // mkv cues, avi idx1) and its last pieces were already urgent.
         if (h.head.last > h.head.first) pick_in_order(peer, slot, h.head, free, now_ns, false, out);
-        if (free > 0 && h.tail.last > h.tail.first) pick_in_order(peer, slot, h.tail, free, now_ns, false, out);
+        if (free > 0 && h.tail.last > h.tail.first) pick_in_order(peer, slot, h.tail, free, now_ns, false, out, true);
       }
       if (free > 0 && !playheads_.empty()) {
         Range stack_ranges[8];
@@ -778,6 +826,7 @@ std::size_t Picker::pick(PeerSlot slot, std::uint32_t free_slots, PickerTime now
         pick_rarest_in(peer, slot, ranges, free, now_ns, out);
       }
       if (free > 0 && cfg_.disk_mode) pick_background(peer, slot, free, now_ns, out);
+      free += unused;
       break;
     }
   }

@@ -7,7 +7,10 @@
 //   1. urgent zone: the next urgent_seconds of the reader's consumption rate (never fewer than min_urgent_pieces),
 //      requested in piece order, only from peers fast enough to deliver soon (queue time = outstanding bytes / rate);
 //      end-game: a block already requested can be duplicated to a peer that will deliver it clearly sooner;
-//   2. at stream start: head and tail of the playhead's file (max(1 %, 4 MiB) each);
+//   2. at stream start: head and tail of the playhead's file (max(1 %, 4 MiB) each); the tail from its end
+//      backwards; its last min_urgent_pieces, and the file's first urgent-zone's worth of pieces, are urgent too
+//      (with end-game), right after the first urgent pieces: a player reads the header, then the index at the end
+//      of an mp4 without faststart, then the first frames, wherever the playhead happens to be meanwhile;
 //   3. the rest of the readahead window, rarest first (pieces already started first, to free memory sooner).
 // Outside every window: nothing in memory mode; rarest-first over the selected files in disk mode.
 // Cost: pick() is O(window + blocks returned); availability updates are O(1) per piece.
@@ -64,7 +67,15 @@ struct PickerConfig {
   std::uint64_t head_tail_min_bytes = 4ull << 20;  // head and tail at stream start: max(fraction, min)
   double head_tail_fraction = 0.01;
   double slow_peer_fraction = 0.25;  // peers slower than this fraction of the fastest stay out of the urgent zone
-  double max_urgent_queue_seconds = 2.0;  // a peer whose queue is longer than this gets no more urgent blocks
+  // A peer takes urgent blocks only while its queue (outstanding bytes / rate) is shorter than this, so that urgent
+  // pieces are spread over the peers that deliver soonest instead of queuing behind one peer.
+  double max_urgent_queue_seconds = 1.0;
+  std::uint32_t unknown_rate_urgent_blocks = 6;  // the same bound, in blocks, for a peer not measured yet
+  // Window policies keep every peer's queue short so that an urgent request never waits long behind readahead:
+  // non-urgent blocks only while the queue is shorter than this (or, unmeasured, holds fewer blocks than that),
+  // and nothing non-urgent for a peer while urgent blocks it could fetch wait for room in its queue.
+  double max_queue_seconds = 1.0;
+  std::uint32_t unknown_rate_queue_blocks = 16;
   std::uint32_t max_requesters_per_block = 2;  // 1 disables end-game duplicates
   std::uint32_t max_scan_pieces = 4096;        // bound on the disk-mode / rarest-first background scan per pick
   std::uint32_t max_peers = 1u << 16;          // peer slots must be below this
@@ -215,6 +226,8 @@ class Picker {
     std::uint64_t file_begin = 0;  // byte range of the playhead's file
     std::uint64_t file_end = 0;
     Range urgent, window, head, tail;  // window includes urgent; head/tail empty unless stream_start
+    Range tail_urgent;                 // stream start: the file's last pieces, as urgent as the first ones
+    Range head_urgent;                 // stream start: the file's first pieces (an urgent zone's worth)
   };
 
   explicit Picker(PickerConfig config);
@@ -240,7 +253,9 @@ class Picker {
   bool take_blocks(Peer& peer, PeerSlot slot, PieceIndex p, std::uint32_t& free, std::int64_t now_ns,
                    bool allow_duplicates, std::vector<BlockRequest>& out);
   bool pick_in_order(Peer& peer, PeerSlot slot, Range r, std::uint32_t& free, std::int64_t now_ns, bool endgame,
-                     std::vector<BlockRequest>& out);
+                     std::vector<BlockRequest>& out, bool reverse = false, bool* starved = nullptr);
+  std::uint32_t urgent_allowance(const Peer& peer) const;
+  std::uint32_t queue_room(const Peer& peer) const;
   bool pick_rarest_in(Peer& peer, PeerSlot slot, std::span<const Range> ranges, std::uint32_t& free,
                       std::int64_t now_ns, std::vector<BlockRequest>& out);
   bool pick_background(Peer& peer, PeerSlot slot, std::uint32_t& free, std::int64_t now_ns,

@@ -4,14 +4,17 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "engine/picker.hpp"
+#include "engine/sim_swarm.hpp"
 
 using namespace ph::engine;
 using ph::PieceIndex;
@@ -52,7 +55,8 @@ std::vector<std::uint8_t> bits(const std::string& s) {
   return b;
 }
 
-void add_seed(Picker& p, PeerSlot peer, double rate = 0) {
+// A seed; fast by default, so that queue-length bounds do not limit what a test picks.
+void add_seed(Picker& p, PeerSlot peer, double rate = 1e8) {
   REQUIRE(p.add_peer(peer).ok());
   p.peer_have_all(peer);
   p.peer_unchoked(peer);
@@ -193,6 +197,7 @@ TEST_CASE("the rest of the window is rarest first, started pieces first", "[pick
   for (PeerSlot s = 1; s <= 3; ++s) {
     REQUIRE(p.add_peer(s).ok());
     p.peer_unchoked(s);
+    p.peer_rate(s, 1e8);
   }
   p.peer_bitfield(1, bits("1111111111111111111111111111111111111111"));
   p.peer_bitfield(2, bits("1111111011111111111111111111111111111111"));
@@ -227,6 +232,7 @@ TEST_CASE("nothing is requested while paused; pause cancels everything outstandi
 TEST_CASE("a seek cancels the requests outside every window and starts the new window", "[picker]") {
   auto c = geometry(100);
   c.readahead_bytes = 8 * kPiece;
+  c.max_requesters_per_block = 1;  // no end-game twins: each block has exactly one requester here
   Picker p = make(c);
   add_seed(p, 1);
   add_seed(p, 2);
@@ -326,8 +332,8 @@ TEST_CASE("peer events keep availability exact", "[picker]") {
 
 TEST_CASE("end-game: a faster peer duplicates urgent blocks and the loser is cancelled", "[picker]") {
   Picker p = make(geometry(50));
-  add_seed(p, 1, 10'000);  // slow, but the only rate known yet
-  add_seed(p, 2);
+  add_seed(p, 1, 100'000);  // slow, but the only rate known yet
+  add_seed(p, 2, 0);
   REQUIRE(p.set_playhead(1, {0, 2.0 * kPiece, false}).ok());
   auto slow = pick(p, 1, 4, 1.0);
   REQUIRE(pieces_of(slow) == std::set<PieceIndex>{0});
@@ -357,8 +363,8 @@ TEST_CASE("slow peers stay out of the urgent zone unless only they have the piec
   add_seed(p, 1, 1'000'000);
   REQUIRE(p.add_peer(2).ok());
   p.peer_unchoked(2);
-  p.peer_rate(2, 10'000);
-  p.peer_bitfield(2, bits(std::string(60, '1').replace(0, 1, "1")));
+  p.peer_rate(2, 100'000);
+  p.peer_bitfield(2, bits(std::string(60, '1')));
   REQUIRE(p.set_playhead(1, {kPiece, 2.0 * kPiece, false}).ok());  // urgent: pieces 1..8
   auto got = pick(p, 2, 4);
   REQUIRE(got.size() == 4);
@@ -371,7 +377,7 @@ TEST_CASE("slow peers stay out of the urgent zone unless only they have the piec
   q.peer_bitfield(1, bits("0" + std::string(59, '1')));  // the fast peer lacks piece 0
   REQUIRE(q.add_peer(2).ok());
   q.peer_unchoked(2);
-  q.peer_rate(2, 10'000);
+  q.peer_rate(2, 100'000);
   q.peer_have_all(2);
   REQUIRE(q.set_playhead(1, {0, 2.0 * kPiece, false}).ok());
   got = pick(q, 2, 4);
@@ -391,15 +397,43 @@ TEST_CASE("stream start fetches head and tail right after the urgent zone", "[pi
     auto s = pieces_of(got);
     if (policy == PickPolicy::window) {
       CHECK(s.size() == 8 + 64 + 64);
-      CHECK(got[0].piece == 500);   // urgent first
-      CHECK(got[8].piece == 0);     // then the head in order
-      CHECK(got[8 + 64 * 4].piece == 936);  // then the tail
-      CHECK(s.count(999) == 1);
+      CHECK(got[0].piece == 500);   // the first urgent pieces
+      CHECK(got[8].piece == 999);   // the file's last pieces, from the end (the index)
+      CHECK(got[12].piece == 998);
+      CHECK(got[16].piece == 0);    // the file's first pieces (the header)
+      CHECK(got[20].piece == 1);
+      CHECK(got[24].piece == 2);    // then the rest of the head in order
+      CHECK(got[24 + 62 * 4].piece == 997);  // then the rest of the tail, backwards
+      CHECK(got[24 + 62 * 4 + 61 * 4].piece == 936);
+      CHECK(got[24 + 62 * 4 + 62 * 4].piece == 502);  // then the rest of the window
     } else {
       CHECK(s.size() == 8);
       CHECK(*s.begin() == 500);
     }
   }
+}
+
+TEST_CASE("peer queues stay short and urgent work never waits behind readahead", "[picker]") {
+  auto c = geometry(100);
+  c.readahead_bytes = 40 * kPiece;
+  Picker p = make(c);
+  add_seed(p, 1, 10 * 16384.0);  // ten blocks a second: one second of queue is ten blocks
+  REQUIRE(p.set_playhead(1, {20 * kPiece, kPiece, false}).ok());  // urgent: pieces 20..23
+  auto got = pick(p, 1, 100);
+  CHECK(got.size() == 10);  // bounded by one second of this peer's rate, not by the 100 free slots
+  for (const auto& b : got) CHECK((b.piece >= 20 && b.piece < 23));
+  // Urgent blocks remain that this peer could fetch: it gets no readahead while its queue has no room.
+  CHECK(pick(p, 1, 100).empty());
+  for (int i = 0; i < 3; ++i) (void)p.block_received(1, got[static_cast<std::size_t>(i)]);
+  auto more = pick(p, 1, 100);
+  CHECK(more.size() == 3);
+  for (const auto& b : more) CHECK(b.piece < 24);
+  // A peer not measured yet gets a few urgent blocks only, and nothing else while more urgent work waits.
+  Picker q = make(c);
+  add_seed(q, 2, 0);
+  REQUIRE(q.set_playhead(1, {20 * kPiece, kPiece, false}).ok());
+  CHECK(pick(q, 2, 100).size() == c.unknown_rate_urgent_blocks);
+  CHECK(pick(q, 2, 100).empty());
 }
 
 TEST_CASE("failed and evicted pieces are wanted again", "[picker]") {
@@ -572,4 +606,58 @@ TEST_CASE("randomized events keep every invariant", "[picker]") {
   }
   CHECK(total_picked > 3000);  // the run really exercised picking and cancelling
   CHECK(total_cancelled > 500);
+}
+
+// --- the simulator that drives this same Picker (engine/sim_swarm) --------------------------------------------
+
+TEST_CASE("scenario files are parsed strictly", "[picker][sim]") {
+  auto ok = ph::sim::parse_scenario(
+      "# comment\nname = t\nfile_size = 8MiB\npiece_length = 256KiB\nbitrate = 4Mbit\nduration = 30s\n"
+      "peers = 3 rate=500KiB latency=20ms have=1\nseek = 10s 0.5\npause = 12s 2s\n");
+  REQUIRE(ok.ok());
+  CHECK(ok->file_size == 8u << 20);
+  CHECK(ok->bitrate == Approx(500'000));
+  CHECK(ok->groups.size() == 1);
+  CHECK(ok->groups[0].latency == Approx(0.02));
+  CHECK(ok->script.size() == 2);
+  for (const char* bad : {"nonsense\n", "colour = red\npeers = 1\n", "file_size = 8 parsecs\npeers = 1\n",
+                          "piece_length = 1000\npeers = 1\n", "name = x\n", "peers = 0\n", "peers = 2 speed=1\n",
+                          "seek = 5s 1.5\npeers = 1\n", "duration = -3\npeers = 1\n"}) {
+    INFO(bad);
+    CHECK_FALSE(ph::sim::parse_scenario(bad).ok());
+  }
+}
+
+TEST_CASE("the simulator is deterministic, honours the memory budget and ranks the policies", "[picker][sim]") {
+  auto sc = ph::sim::parse_scenario(
+      "name = small\nseed = 9\nfile_size = 24MiB\npiece_length = 256KiB\nbitrate = 4Mbit\nduration = 60s\n"
+      "memory_limit = 8MiB\nreadahead = 4MiB\nindex_at_end = true\nindex_bytes = 256KiB\n"
+      "peers = 4 rate=1MiB latency=30ms have=1\npeers = 8 rate=100KiB latency=120ms have=0.5\n"
+      "seek = 20s 0.7\n");
+  REQUIRE(sc.ok());
+  const auto a = ph::sim::run_simulation(*sc, PickPolicy::window);
+  const auto b = ph::sim::run_simulation(*sc, PickPolicy::window);
+  CHECK(a.startup_delay == b.startup_delay);
+  CHECK(a.downloaded_bytes == b.downloaded_bytes);
+  CHECK(a.duplicate_bytes == b.duplicate_bytes);
+  CHECK(a.started);
+  CHECK(a.seeks == 1);
+  CHECK(a.peak_memory <= 8u << 20);
+  CHECK(a.budget_violations == 0);
+  const auto rarest = ph::sim::run_simulation(*sc, PickPolicy::rarest_first);
+  CHECK(rarest.budget_violations == 0);
+  CHECK(rarest.peak_memory <= 8u << 20);
+  CHECK(a.startup_delay < rarest.startup_delay);
+}
+
+TEST_CASE("the shipped scenarios parse", "[picker][sim]") {
+  for (const char* name : {"fast_swarm", "slow_swarm", "one_fast_seeder", "churn", "seek_heavy", "disk_slow_seeders"}) {
+    std::ifstream in(std::string(PLAYHEAD_SOURCE_DIR) + "/bench/scenarios/" + name + ".scn");
+    REQUIRE(in.good());
+    std::stringstream text;
+    text << in.rdbuf();
+    auto sc = ph::sim::parse_scenario(text.str());
+    INFO(name);
+    REQUIRE(sc.ok());
+  }
 }
