@@ -23,6 +23,7 @@ Session::Session(asio::io_context& io, Config config, SessionOptions options)
 Session::~Session() {
   torrents_.clear();
   retiring_.clear();
+  dht_.reset();
   hasher_.reset();  // joins the workers before the arena goes
 }
 
@@ -46,6 +47,19 @@ Result<void> Session::start() {
   }
   listen_port_ = acceptor_.local_endpoint().port();
   log_info("session", "listening for peers on " + options_.listen_address + ":" + std::to_string(listen_port_));
+  if (config_.dht) {
+    net::DhtServiceOptions dopts;
+    dopts.bind_address = options_.listen_address;
+    dopts.port = listen_port_;  // the DHT shares the peer port number, over UDP
+    dopts.bootstrap = config_.dht_bootstrap;
+    dht_ = std::make_unique<net::DhtService>(io_, dopts);
+    if (auto ok = dht_->start(); !ok) {
+      log_warn("session", "DHT disabled: " + ok.error().message);
+      dht_.reset();
+    } else {
+      log_info("session", "DHT node on UDP port " + std::to_string(dht_->local_port()));
+    }
+  }
   accept_next();
   return {};
 }
@@ -86,13 +100,21 @@ std::uint32_t Session::connection_count() const {
 }
 
 TorrentContext Session::context() {
-  TorrentContext ctx{io_, *arena_, *hasher_, config_, peer_id_, listen_port_, {}, {}, {}};
+  TorrentContext ctx{io_, *arena_, *hasher_, config_, peer_id_, listen_port_, {}, {}, {}, {}, {}};
   ctx.connection.our_peer_id = peer_id_;
   ctx.connection.reserved = wire::Reserved::ours(config_.dht);
   ctx.may_open_connection = [this] { return connection_count() < options_.max_connections; };
-  ctx.dht_node_seen = [this](const PeerAddress& a) {
-    if (on_dht_node) on_dht_node(a);
-  };
+  if (dht_) {
+    ctx.dht_node_seen = [this](const PeerAddress& a) { dht_->add_node(a); };
+    ctx.dht_get_peers = [this](const InfoHash& hash, std::function<void(std::vector<PeerAddress>)> on_peers) {
+      dht_->get_peers(hash, [on_peers](const std::vector<PeerAddress>& peers) { on_peers(peers); },
+                      [](const auto&) {});
+    };
+    ctx.dht_announce = [this](const InfoHash& hash, bool announce) {
+      if (announce) dht_->start_announcing(hash, listen_port_);
+      else dht_->stop_announcing(hash);
+    };
+  }
   return ctx;
 }
 
@@ -186,6 +208,7 @@ void Session::shutdown(std::chrono::milliseconds deadline, std::function<void()>
   stopping_ = true;
   asio::error_code ec;
   acceptor_.close(ec);
+  if (dht_) dht_->stop();
   auto remaining = std::make_shared<std::size_t>(torrents_.size());
   if (*remaining == 0) {
     asio::post(io_, std::move(done));

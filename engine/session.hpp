@@ -13,6 +13,7 @@
 
 #include "engine/config.hpp"
 #include "engine/torrent.hpp"
+#include "net/io/dht_service.hpp"
 #include "net/magnet.hpp"
 #include "net/metainfo.hpp"
 #include "storage/arena.hpp"
@@ -59,9 +60,8 @@ class Session {
   storage::Arena& arena() { return *arena_; }
   const storage::Arena& arena() const { return *arena_; }
   asio::io_context& io() { return io_; }
+  net::DhtService* dht() { return dht_.get(); }
 
-  // Connect torrents to a DHT (set by whoever runs one; private torrents never use it).
-  std::function<void(const PeerAddress&)> on_dht_node;
 
  private:
   void accept_next();
@@ -74,6 +74,7 @@ class Session {
   PeerId peer_id_;
   std::unique_ptr<storage::Arena> arena_;
   std::unique_ptr<storage::Hasher> hasher_;
+  std::unique_ptr<net::DhtService> dht_;
   asio::ip::tcp::acceptor acceptor_;
   std::uint16_t listen_port_ = 0;
   std::map<InfoHash, std::unique_ptr<Torrent>> torrents_;

@@ -109,11 +109,25 @@ void Torrent::start() {
         [this](std::vector<PeerAddress> peers) { add_peers(peers, "tracker"); });
     announcer_->start();
   }
+  if (ctx_.dht_announce && !is_private()) ctx_.dht_announce(info_hash_, true);
+  dht_lookup();
   arm_tick();
+}
+
+void Torrent::dht_lookup() {
+  // Private torrents (BEP 27) never use the DHT. While the metadata is unknown we cannot tell, so a magnet looks up
+  // (a magnet has no `private` flag to honour yet).
+  if (!ctx_.dht_get_peers || is_private() || stopping_) return;
+  last_dht_lookup_ = Clock::now();
+  std::weak_ptr<char> alive = alive_;
+  ctx_.dht_get_peers(info_hash_, [this, alive](std::vector<PeerAddress> peers) {
+    if (!alive.expired() && !stopping_) add_peers(peers, "dht");
+  });
 }
 
 void Torrent::stop(std::chrono::milliseconds deadline, std::function<void()> done) {
   stopping_ = true;
+  if (ctx_.dht_announce && started_) ctx_.dht_announce(info_hash_, false);
   tick_timer_.cancel();
   for (auto& p : peers_) {
     if (p && p->conn) p->conn->close("torrent stopped");
@@ -142,6 +156,7 @@ void Torrent::on_metadata(std::function<void()> f) {
 void Torrent::init_with_metadata() {
   const Metainfo& m = *metainfo_;
   name_ = m.name;
+  if (m.is_private && ctx_.dht_announce && started_) ctx_.dht_announce(info_hash_, false);
   if (trackers_.empty()) trackers_ = m.trackers;
   file_priority_.assign(m.files.size(), 1);
   for (std::size_t i = 0; i < m.files.size(); ++i) {
@@ -977,6 +992,9 @@ void Torrent::tick() {
     last_pex_ = now;
     send_pex();
   }
+  // Look for more peers through the DHT every 5 minutes, or every 15 s while we have none to talk to.
+  const bool starving = peer_count() == 0;
+  if (now - last_dht_lookup_ >= (starving ? std::chrono::seconds(15) : std::chrono::seconds(300))) dht_lookup();
   connect_more();
   fill_all_requests();
 }

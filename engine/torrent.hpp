@@ -50,6 +50,9 @@ struct TorrentContext {
   net::PeerConnectionConfig connection;
   std::function<bool()> may_open_connection;  // the session's global connection limit
   std::function<void(const PeerAddress&)> dht_node_seen;  // a peer told us its DHT port (BEP 5 PORT message)
+  // DHT (absent when the session runs none): find peers (streamed as they arrive), keep announcing us, stop.
+  std::function<void(const InfoHash&, std::function<void(std::vector<PeerAddress>)>)> dht_get_peers;
+  std::function<void(const InfoHash&, bool announce)> dht_announce;
 };
 
 struct TorrentOptions {
@@ -174,6 +177,7 @@ class Torrent : public net::PeerConnectionHandler {
   void connect_more();
   void rechoke();
   void send_pex();
+  void dht_lookup();
   void tick();
   void arm_tick();
   void update_budget();
@@ -202,6 +206,7 @@ class Torrent : public net::PeerConnectionHandler {
   Choker choker_;
   std::chrono::steady_clock::time_point last_rechoke_{};
   std::chrono::steady_clock::time_point last_pex_{};
+  std::chrono::steady_clock::time_point last_dht_lookup_{};
   std::vector<std::uint8_t> file_priority_;
   std::vector<std::uint8_t> advertised_;  // pieces we told peers we have (HAVE/bitfield sent)
 
