@@ -1133,6 +1133,12 @@ Result<std::unique_ptr<FileReader>> Torrent::open_reader(FileIndex file) {
   if (file >= metainfo_->files.size()) return make_error("no such file");
   const FileEntry& f = metainfo_->files[file];
   if (f.pad) return make_error("padding files cannot be streamed");
+  // Streaming a file selects it (without deselecting others: several viewers may watch several files).
+  if (file_priority_[file] == 0) {
+    file_priority_[file] = 1;
+    picker_->set_file_priority(file, 1);
+  }
+  log_info("torrent", "Prioritizing file for streaming: " + f.path_string());
   auto r = std::unique_ptr<FileReader>(new FileReader(*this, next_reader_id_++, file, f.offset, f.length, f.path_string()));
   readers_.push_back(r.get());
   return r;
