@@ -282,3 +282,50 @@ class OpenTracker:
 
     def udp_url(self):
         return "udp://127.0.0.1:%d/announce" % self.port
+
+
+# --- End-to-end helpers (issue 8: streaming_test.py, browser_test.py) ---
+
+def wait_until(pred, timeout, what, ph=None):
+    """Polls pred() every 0.1 s until it is truthy (returns its value) or fails after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    fail("timed out after %ds waiting for %s%s" % (timeout, what, ("\n" + ph.log_text()) if ph else ""))
+
+
+def make_video(path, seconds=12, size="480x270", faststart=True, bitrate="1000k"):
+    """A small H.264/AAC mp4 (testsrc2 + sine). faststart=False remuxes it with -c copy so moov sits at the end."""
+    if not shutil.which("ffmpeg"):
+        fail("ffmpeg is required (tools/setup.sh installs it)")
+    tmp = path + ".fast.mp4"
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=25:duration=%d" % (size, seconds),
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=%d" % seconds, "-c:v", "libx264", "-preset", "ultrafast",
+           "-b:v", bitrate, "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest",
+           "-movflags", "+faststart", tmp]
+    if subprocess.run(cmd, timeout=180).returncode != 0:
+        fail("ffmpeg could not make the test video")
+    if faststart:
+        os.replace(tmp, path)
+    else:
+        if subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", tmp, "-c", "copy", path], timeout=60).returncode != 0:
+            fail("ffmpeg could not remux the test video")
+        os.remove(tmp)
+    with open(path, "rb") as f:
+        data = f.read()
+    moov, mdat = data.find(b"moov"), data.find(b"mdat")
+    if faststart != (0 <= moov < mdat):
+        fail("%s: moov at %d, mdat at %d, faststart wanted: %s" % (path, moov, mdat, faststart))
+    return data
+
+
+def vm_hwm_bytes(pid):
+    """Peak resident set size of a process (VmHWM in /proc/PID/status), in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    fail("no VmHWM for pid %d" % pid)
