@@ -4,7 +4,7 @@ set -euo pipefail
 
 BUILD_PACKAGES=(cmake make g++ clang libasio-dev libssl-dev node-llhttp catch2 libbenchmark-dev nlohmann-json3-dev)
 # Real third-party peers and tools the test suite drives on loopback, and the sanitizer/fuzzer runtime for clang.
-TEST_PACKAGES=(python3 python3-libtorrent opentracker mktorrent ffmpeg curl openssl libclang-rt-14-dev)
+TEST_PACKAGES=(python3 python3-libtorrent opentracker mktorrent ffmpeg curl openssl libclang-rt-14-dev chromium)
 
 missing=()
 for p in "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" ${EXTRA_PACKAGES:-}; do
