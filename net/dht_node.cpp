@@ -670,6 +670,22 @@ NodeStats DhtNode::stats(TimePoint now) const {
   return s;
 }
 
+std::vector<krpc::NodeInfo> DhtNode::known_nodes(TimePoint now, std::size_t max) const {
+  std::vector<RoutingEntry> good;
+  for (const auto& e : table_.all()) {
+    if (table_.state(e, now) == NodeState::good) good.push_back(e);
+  }
+  std::sort(good.begin(), good.end(), [](const RoutingEntry& a, const RoutingEntry& b) {
+    return std::max(a.last_response, a.last_query) > std::max(b.last_response, b.last_query);
+  });
+  std::vector<krpc::NodeInfo> out;
+  for (const auto& e : good) {
+    if (out.size() == max) break;
+    out.push_back({e.id, e.address});
+  }
+  return out;
+}
+
 std::vector<PeerAddress> DhtNode::stored_peers(const InfoHash& info_hash) const {
   std::vector<PeerAddress> out;
   auto it = store_.find(info_hash);

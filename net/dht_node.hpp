@@ -141,6 +141,8 @@ class DhtNode {
 
   void set_hop_observer(HopObserver observer) { hop_observer_ = std::move(observer); }
   NodeStats stats(TimePoint now) const;
+  // Good nodes from the routing table, freshest first: what to save across restarts and bootstrap from next time.
+  std::vector<krpc::NodeInfo> known_nodes(TimePoint now, std::size_t max = 64) const;
   // Peers stored for an info-hash (for tests and the metrics page).
   std::vector<PeerAddress> stored_peers(const InfoHash& info_hash) const;
 

@@ -272,6 +272,12 @@ void DhtService::ping(const PeerAddress& address, PingHandler on_reply) {
 
 void DhtService::set_hop_observer(HopObserver observer) { impl_->node_->set_hop_observer(std::move(observer)); }
 
+std::vector<std::string> DhtService::known_nodes(std::size_t max) const {
+  std::vector<std::string> out;
+  for (const auto& n : impl_->node_->known_nodes(dht::Clock::now(), max)) out.push_back(n.address.to_string());
+  return out;
+}
+
 DhtServiceStats DhtService::stats() const {
   DhtServiceStats s = impl_->extra_;
   s.node = impl_->node_->stats(dht::Clock::now());

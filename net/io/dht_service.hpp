@@ -65,6 +65,8 @@ class DhtService {
   void ping(const PeerAddress& address, PingHandler on_reply);
   void set_hop_observer(HopObserver observer);
 
+  // Good nodes as "ip:port", freshest first: save them (disk mode) and pass them as bootstrap on the next start.
+  std::vector<std::string> known_nodes(std::size_t max = 64) const;
   DhtServiceStats stats() const;
   // Prometheus text lines (playhead_dht_*), ready to append to /metrics.
   std::string metrics_text() const;

@@ -187,6 +187,33 @@ TEST_CASE("dht simulated network: 24 nodes bootstrap, announce, and find each ot
   CHECK(got == expected);
 }
 
+TEST_CASE("dht simulated network: an active torrent is re-announced every 15 minutes until stopped") {
+  SimNet net;
+  for (int i = 0; i < 20; ++i) net.add(static_cast<std::uint64_t>(3000 + i));
+  net.bootstrap_all();
+  const InfoHash hash = hash_of(99);
+  auto stored_anywhere = [&] {
+    std::size_t n = 0;
+    for (auto& node : net.nodes) n += node->stored_peers(hash).empty() ? 0 : 1;
+    return n;
+  };
+  net[4].start_announcing(hash, 6000, net.now);
+  net.collect(4);
+  net.run_for(1min);
+  CHECK(stored_anywhere() == 8);
+  // Stored peers expire after 30 minutes; re-announcing keeps them alive for as long as the torrent is active.
+  net.run_for(50min);
+  CHECK(stored_anywhere() >= 8);
+  net[4].stop_announcing(hash);
+  net.run_for(35min);
+  CHECK(stored_anywhere() == 0);
+  // Routing tables were kept alive meanwhile (refresh of idle buckets, pings of questionable nodes).
+  for (std::size_t i = 0; i < net.nodes.size(); ++i) {
+    INFO("node " << i);
+    CHECK(net[i].routing_table().count(NodeState::good, net.now) >= 8);
+  }
+}
+
 TEST_CASE("dht simulated network: lookups converge with alpha=3 and survive dead nodes") {
   SimNet net;
   for (int i = 0; i < 30; ++i) net.add(static_cast<std::uint64_t>(2000 + i));
@@ -526,6 +553,11 @@ TEST_CASE("dht service: real UDP nodes on loopback bootstrap, announce, find pee
   raw.send_to(asio::buffer(std::string("d1:ad2:idi5ee1:q4:ping1:t2:aa1:y1:qe")),
               asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), nodes[0]->local_port()));
   CHECK(run_until([&] { return nodes[0]->stats().node.malformed == 1; }, 5s));
+
+  // What a restart would bootstrap from: good nodes, as host:port strings the service accepts.
+  auto known = nodes[0]->known_nodes();
+  CHECK(known.size() >= 5);
+  for (const auto& k : known) CHECK(net::split_host_port(k));
 
   auto metrics = nodes[0]->metrics_text();
   CHECK(metrics.find("playhead_dht_routing_nodes ") != std::string::npos);
