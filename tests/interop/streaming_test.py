@@ -30,8 +30,11 @@ KIB, MIB = 1024, 1024 * 1024
 parts = set(sys.argv[1:]) or {"media", "range", "disk", "memory", "pause"}
 
 
+T_START = time.time()
+
+
 def passed(msg):
-    print("PASS " + msg, flush=True)
+    print("PASS [%5.1f s] %s" % (time.time() - T_START, msg), flush=True)
 
 
 def curl(args, timeout=60):
