@@ -176,6 +176,12 @@ Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t b
   return ArenaId{s, slot.gen};
 }
 
+bool Arena::fits(std::uint32_t bytes) const {
+  if (bytes == 0 || bytes > kMaxPieceBytes) return false;
+  const std::uint32_t need = (bytes + kBlockSize - 1) / kBlockSize;
+  return static_cast<std::uint64_t>(free_blocks_) + evictable_blocks_ >= need;
+}
+
 void Arena::release(std::uint32_t s) {
   Slot& slot = slots_[s];
   unlink(s);

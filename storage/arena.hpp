@@ -96,6 +96,9 @@ class Arena {
   // needed. The new piece starts with one pin (the writer's). Fails, evicting nothing, when even evicting every
   // unpinned piece would not make room: the caller applies backpressure and retries later.
   Result<ArenaId> allocate(OwnerId owner, PieceIndex piece, std::uint32_t bytes);
+  // Whether allocate(bytes) would succeed now (free room plus what eviction could make), for the picker's
+  // backpressure: it asks before requesting blocks of a new piece.
+  bool fits(std::uint32_t bytes) const;
   // Drops a piece now, or when its last pin goes. No eviction callback. Stale ids are ignored.
   void free(ArenaId id);
 

@@ -162,6 +162,13 @@ Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_
 }
 
 Result<void> DiskStore::persist(PieceIndex p, const PieceBytes& bytes) {
+  // Zero-length files hold no piece, so no write would ever create them; the first write does, once.
+  std::call_once(empty_files_, [this] {
+    for (FileIndex f = 0; f < layout().file_count(); ++f) {
+      if (layout().file(f).length != 0 || layout().file(f).pad) continue;
+      if (auto fd = open_file(f, true)) ::close(*fd);
+    }
+  });
   return transfer(p, true, [&](std::uint32_t off, std::uint32_t len, auto&& f) { bytes.for_each_segment(off, len, f); });
 }
 

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,7 @@ class DiskStore final : public ArenaStore {
   std::vector<std::vector<std::string>> paths_;
   std::filesystem::path root_;
   std::unique_ptr<Recheck> recheck_;
+  std::once_flag empty_files_;  // zero-length files are created with the first piece written
 };
 
 }  // namespace ph::storage

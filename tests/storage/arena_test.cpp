@@ -70,6 +70,7 @@ TEST_CASE("arena fails cleanly when everything is pinned, evicting nothing", "[a
   auto c = arena->allocate(o, 3, 2 * kBlockSize);  // 1 free + 1 evictable = 2: fits after evicting b
   REQUIRE(c.ok());
   CHECK(evicted == std::vector<PieceIndex>{2});
+  CHECK_FALSE(arena->fits(kBlockSize));
   auto d = arena->allocate(o, 4, kBlockSize);  // 0 free, 0 evictable
   CHECK_FALSE(d.ok());
   CHECK(arena->stats().failed_allocations == 1);
@@ -259,6 +260,7 @@ TEST_CASE("arena property: 1,000,000 random operations agree with a model", "[ar
         }
       }
       evicted.clear();
+      REQUIRE(arena.fits(bytes) == fits);
       auto id = arena.allocate(owner, static_cast<PieceIndex>(key), bytes);
       REQUIRE(id.ok() == fits);
       REQUIRE(evicted == expect);  // LRU order (behind list first) matches the model exactly

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "net/bencode.hpp"
+#include "net/metainfo.hpp"
 #include "storage/arena.hpp"
 #include "storage/disk_store.hpp"
 #include "storage/hasher.hpp"
@@ -124,6 +126,8 @@ TEST_CASE("disk store: multi-file torrent written and read back byte-identical",
   CHECK(read_file(root / "show" / "sub" / "deeper" / "b.mkv") == slice(65536, 70000));
   CHECK(read_file(root / "show" / "c") == slice(135536, 5));
   CHECK_FALSE(std::filesystem::exists(root / ".pad"));
+  CHECK(std::filesystem::exists(root / "show" / "sub" / "empty.txt"));
+  CHECK(std::filesystem::file_size(root / "show" / "sub" / "empty.txt") == 0);
   // Every piece reads back through the store (most from disk, the arena holds only two).
   CHECK(rig.arena->stats().evictions > 0);
   for (PieceIndex p = 0; p < layout.piece_count(); ++p) {
@@ -216,4 +220,89 @@ TEST_CASE("disk store: a symlink planted in the download folder does not lead ou
   CHECK_FALSE(rig.store->has(0));
   CHECK(entries_under(outside) == 0);  // nothing written outside the folder
   CHECK(rig.arena->stats().used_bytes == 0);
+}
+
+namespace {
+
+// A .torrent whose files are given as raw path lists (nothing sanitized), each file 3000 bytes of 'x'.
+std::string evil_torrent(const std::string& name, const std::vector<std::vector<std::string>>& files) {
+  using bencode::Value;
+  const std::uint32_t piece = 16384;
+  std::string data;
+  Value::List list;
+  for (const auto& path : files) {
+    Value::List comps;
+    for (const auto& c : path) comps.emplace_back(c);
+    list.emplace_back(Value::Dict{{"length", 3000}, {"path", comps}});
+    data.append(3000, 'x');
+  }
+  std::string pieces;
+  for (std::size_t off = 0; off < data.size(); off += piece) pieces += std::string(Sha1::of(std::string_view(data).substr(off, piece)).view());
+  Value::Dict info{{"name", name}, {"piece length", static_cast<std::int64_t>(piece)}, {"pieces", pieces}};
+  if (files.empty()) {
+    info.emplace("length", 3000);
+  } else {
+    info.emplace("files", list);
+  }
+  return Value(Value::Dict{{"info", info}}).encode();
+}
+
+}  // namespace
+
+TEST_CASE("disk store: torrents whose paths try to escape write nothing outside the folder", "[disk_store]") {
+  struct Case {
+    std::string name;
+    std::vector<std::vector<std::string>> files;
+  };
+  const std::vector<Case> cases = {
+      {"show", {{"..", "..", "escaped"}}},
+      {"show", {{"sub", "..", "..", "escaped"}}},
+      {"show", {{"/tmp", "escaped"}}},
+      {"show", {{"a/../../escaped"}}},
+      {"show", {{"ok.bin"}, {"..\\..\\escaped"}}},
+      {"..", {{"escaped"}}},
+      {"../escaped", {}},
+      {"/tmp/escaped", {}},
+      {"..", {}},
+  };
+  int refused = 0, contained = 0;
+  for (const Case& c : cases) {
+    TempDir dir;
+    const auto root = dir.path / "inside";
+    asio::io_context io;
+    auto arena = Arena::create(16 * kPiece);
+    REQUIRE(arena.ok());
+    Hasher hasher(io, 1);
+    auto m = parse_metainfo(evil_torrent(c.name, c.files));
+    if (!m) {
+      ++refused;
+    } else {
+      auto store = DiskStore::create(**arena, hasher, *m, root);
+      if (!store) {
+        ++refused;
+      } else {
+        // Sanitized into something harmless: download everything and look where it went.
+        auto& st = **store;
+        std::string data(m->total_length, 'x');
+        for (PieceIndex p = 0; p < st.layout().piece_count(); ++p) {
+          REQUIRE(st.begin_piece(p).ok());
+          const std::uint32_t size = st.layout().piece_size(p);
+          for (std::uint32_t off = 0; off < size; off += kBlockSize) {
+            const auto len = std::min(kBlockSize, size - off);
+            REQUIRE(st.write_block(p, off, std::as_bytes(std::span(data.data() + p * 16384ull + off, len))).ok());
+          }
+          std::optional<VerifyResult> r;
+          REQUIRE(st.submit_piece(p, [&](const VerifyResult& v) { r = v; }).ok());
+          REQUIRE(run_until(io, [&] { return r.has_value(); }));
+          CHECK(r->ok());
+        }
+        ++contained;
+      }
+    }
+    // Whatever happened, the only entry in the temp folder is (at most) the download folder itself.
+    for (const auto& e : std::filesystem::directory_iterator(dir.path)) CHECK(e.path() == root);
+    CHECK_FALSE(std::filesystem::exists("/tmp/escaped"));
+  }
+  CHECK(refused + contained == static_cast<int>(cases.size()));
+  WARN("refused " << refused << ", sanitized and contained " << contained);
 }
