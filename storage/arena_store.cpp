@@ -83,6 +83,7 @@ Result<void> ArenaStore::begin_piece(PieceIndex p) {
   if (s.id.valid()) {  // disk mode: a cached copy of a piece no longer had cannot exist, but be safe
     arena_.free(s.id);
     s.id = {};
+    stats_.resident_bytes -= layout_.piece_size(p);
   }
   auto id = arena_.allocate(owner_, p, layout_.piece_size(p));
   if (!id) {
@@ -92,6 +93,8 @@ Result<void> ArenaStore::begin_piece(PieceIndex p) {
   s.id = *id;
   s.received = 0;
   s.state = State::assembling;
+  stats_.resident_bytes += layout_.piece_size(p);
+  ++stats_.assembling;
   arena_.set_behind(s.id, s.behind);
   const std::uint64_t first = static_cast<std::uint64_t>(p) * blocks_per_piece();
   for (std::uint64_t b = first; b < first + blocks_per_piece(); ++b) received_bits_[b / 64] &= ~(1ull << (b % 64));
@@ -123,6 +126,8 @@ Result<void> ArenaStore::submit_piece(PieceIndex p, VerifyHandler done) {
   const std::uint32_t nblocks = (layout_.piece_size(p) + kBlockSize - 1) / kBlockSize;
   if (s.received != nblocks) return make_error("piece is missing blocks");
   s.state = State::hashing;
+  --stats_.assembling;
+  ++stats_.hashing;
   const PieceBytes bytes = arena_.bytes(s.id);
   const Sha1Digest expected = Sha1Digest::from_bytes(std::string_view(piece_hashes_).substr(p * 20ull, 20));
   const ArenaId id = s.id;
@@ -143,6 +148,7 @@ void ArenaStore::finish_verify(PieceIndex p, ArenaId id, bool hash_ok, Result<vo
   PieceSlot& s = pieces_[p];
   VerifyResult r;
   r.piece = p;
+  --stats_.hashing;
   if (hash_ok && io) {
     s.state = State::had;
     ++stats_.verified;
@@ -164,6 +170,7 @@ void ArenaStore::finish_verify(PieceIndex p, ArenaId id, bool hash_ok, Result<vo
     s.state = State::missing;
     s.id = {};
     drop(id);
+    stats_.resident_bytes -= layout_.piece_size(p);
   }
   if (done) done(r);
 }
@@ -174,6 +181,8 @@ void ArenaStore::abandon_piece(PieceIndex p) {
   drop(s.id);
   s.id = {};
   s.state = State::missing;
+  --stats_.assembling;
+  stats_.resident_bytes -= layout_.piece_size(p);
   s.received = 0;
 }
 
@@ -205,6 +214,7 @@ void ArenaStore::read_piece(PieceIndex p, ReadHandler done) {
   }
   s.loading = true;
   s.id = *id;
+  stats_.resident_bytes += layout_.piece_size(p);
   const PieceBytes bytes = arena_.bytes(*id);
   const ArenaId aid = *id;
   hasher_.run(client_, [this, p, aid, bytes, alive] {
@@ -231,6 +241,7 @@ void ArenaStore::finish_load(PieceIndex p, ArenaId id, Result<void> io) {
   } else {
     drop(id);
     s.id = {};
+    stats_.resident_bytes -= layout_.piece_size(p);
     // What was on disk is unreadable: the piece is no longer had, so it will be fetched again.
     if (s.state == State::had) {
       s.state = State::missing;
@@ -252,6 +263,7 @@ void ArenaStore::handle_evicted(PieceIndex p) {
   if (p >= pieces_.size()) return;
   PieceSlot& s = pieces_[p];
   s.id = {};
+  stats_.resident_bytes -= layout_.piece_size(p);
   ++stats_.evicted;
   if (!eviction_loses_piece() || s.state != State::had) return;
   s.state = State::missing;
@@ -270,18 +282,6 @@ void ArenaStore::mark_had(PieceIndex p) {
   ++stats_.pieces_had;
 }
 
-StoreStats ArenaStore::stats() const {
-  StoreStats s = stats_;
-  s.assembling = 0;
-  s.hashing = 0;
-  s.resident_bytes = 0;
-  for (PieceIndex p = 0; p < pieces_.size(); ++p) {
-    const PieceSlot& slot = pieces_[p];
-    if (slot.state == State::assembling) ++s.assembling;
-    if (slot.state == State::hashing) ++s.hashing;
-    if (slot.id.valid() && arena_.alive(slot.id)) s.resident_bytes += layout_.piece_size(p);
-  }
-  return s;
-}
+StoreStats ArenaStore::stats() const { return stats_; }
 
 }  // namespace ph::storage

@@ -135,6 +135,10 @@ TEST_CASE("disk store: multi-file torrent written and read back byte-identical",
   }
   CHECK(rig.arena->stats().used_bytes <= rig.arena->stats().capacity_bytes);
   CHECK(rig.arena->stats().pinned_bytes == 0);
+  std::uint64_t cached = 0;  // pieces still in the arena after the reads (the rest went back to disk only)
+  for (PieceIndex p = 0; p < layout.piece_count(); ++p) cached += rig.store->try_view(p) ? layout.piece_size(p) : 0;
+  CHECK(rig.store->stats().resident_bytes == cached);
+  CHECK(rig.store->stats().pieces_had == layout.piece_count());
 }
 
 TEST_CASE("disk store: files are sparse and full length from the first write", "[disk_store]") {

@@ -212,6 +212,8 @@ TEST_CASE("memory store: a corrupt piece is discarded and names its sources", "[
   CHECK_FALSE(rig.store->has(1));
   CHECK(rig.store->stats().hash_failures == 1);
   CHECK(rig.arena->stats().used_bytes == 0);  // discarded
+  CHECK(rig.store->stats().resident_bytes == 0);
+  CHECK(rig.store->stats().hashing == 0);
   CHECK(rig.download(1).ok());                // and fetched again
 }
 
@@ -227,6 +229,7 @@ TEST_CASE("memory store: no room means backpressure, never an overrun", "[memory
   CHECK_FALSE(rig.store->assembling(1));
   CHECK(rig.store->begin_piece(2).ok());
   CHECK(rig.store->stats().assembling == 2);
+  CHECK(rig.store->stats().resident_bytes == rig.arena->stats().used_bytes);
 }
 
 TEST_CASE("memory store: eviction takes the LRU unpinned piece, behind hints first, views stay", "[memory_store]") {
@@ -254,6 +257,9 @@ TEST_CASE("memory store: eviction takes the LRU unpinned piece, behind hints fir
   held.reset();
   CHECK(rig.arena->stats().pinned_bytes == 0);
   CHECK(rig.store->stats().evicted == 2);
+  CHECK(rig.store->stats().resident_bytes == 3 * kPiece);
+  CHECK(rig.store->stats().resident_bytes == rig.arena->stats().used_bytes);
+  CHECK(rig.store->stats().pieces_had == 3);
 }
 
 TEST_CASE("memory store: destroyed with hashing in flight, nothing runs afterwards", "[memory_store]") {
