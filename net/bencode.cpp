@@ -37,8 +37,18 @@ struct Frame {
 };
 
 std::string found_byte(char c) {
+  // Built with append: g++ 12 at -O2 reports a false -Wrestrict on `"'" + std::string(1, c)` (GCC PR 105329).
   const auto u = static_cast<unsigned char>(c);
-  return u >= 32 && u < 127 ? "'" + std::string(1, c) + "'" : "byte " + hex_byte(u);
+  std::string out;
+  if (u >= 32 && u < 127) {
+    out += '\'';
+    out += c;
+    out += '\'';
+  } else {
+    out += "byte ";
+    out += hex_byte(u);
+  }
+  return out;
 }
 
 }  // namespace
