@@ -345,30 +345,23 @@ void DhtNode::handle_reply(const krpc::Message& m, const PeerAddress& from, Time
   }
 
   ++l.result.responded;
-  // Mark the candidate (or seed) as responded, learning the seed's id.
+  // Mark the candidate (or seed) as responded. A bootstrap seed's id is learnt now; a node answering with another id
+  // than the one we were told is re-sorted under its real id.
   std::string token = r.token.value_or(std::string{});
-  bool found = false;
+  for (auto& s : l.seeds) {
+    if (s.address == from) s.state = CandidateState::responded;
+  }
+  auto known = std::find_if(l.candidates.begin(), l.candidates.end(),
+                            [&](const Candidate& c) { return c.address == from; });
+  if (known != l.candidates.end() && known->id != r.id) {
+    l.candidates.erase(known);
+    known = l.candidates.end();
+  }
+  if (known == l.candidates.end() && r.id != id_) add_candidate(l, {r.id, from});
   for (auto& c : l.candidates) {
     if (c.address == from) {
       c.state = CandidateState::responded;
-      c.id = r.id;
       c.token = token;
-      found = true;
-      break;
-    }
-  }
-  if (!found) {
-    for (auto& s : l.seeds) {
-      if (s.address == from) s.state = CandidateState::responded;
-    }
-    if (r.id != id_) {
-      add_candidate(l, {r.id, from});
-      for (auto& c : l.candidates) {
-        if (c.address == from) {
-          c.state = CandidateState::responded;
-          c.token = token;
-        }
-      }
     }
   }
   // Only nodes of the family we are talking on are reachable through this socket.
@@ -423,6 +416,10 @@ void DhtNode::add_candidate(Lookup& l, const krpc::NodeInfo& n) {
   if (n.id == id_ || n.address.port == 0) return;
   for (const auto& c : l.candidates) {
     if (c.address == n.address || (c.id && *c.id == n.id)) return;
+  }
+  // A bootstrap seed still being asked is not asked a second time as a candidate.
+  for (const auto& s : l.seeds) {
+    if (s.address == n.address && s.state != CandidateState::responded) return;
   }
   Candidate c;
   c.id = n.id;
