@@ -290,7 +290,9 @@ Result<CommandLine> load_config(const std::vector<std::string>& args, const Conf
   if (env_text) {
     auto entries = parse_env_file(*env_text);
     if (!entries) return make_error(env_path + " " + entries.error().message);
-    for (const auto& [k, v] : *entries) {
+    for (const auto& entry : *entries) {
+      const std::string& k = entry.first;
+      const std::string& v = entry.second;
       const bool ours = std::any_of(vars.begin(), vars.end(), [&](const VariableSpec& s) { return s.name == k; });
       if (!ours) continue;  // a shared .env may hold other programs' variables
       if (auto r = apply_setting(cl.config, k, v); !r) return make_error(env_path + ": " + r.error().message);

@@ -376,11 +376,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     source_->read(stream_pos_, want, [weak, gen](Result<std::span<const std::uint8_t>> r) {
       auto self = weak.lock();
       if (!self || self->closed_ || gen != self->read_gen_ || !self->source_) return;
+      self->in_read_callback_ = true;
       if (!r || r->empty() || r->size() > self->stream_end_ - self->stream_pos_) {
         self->close();  // headers (and maybe bytes) already promised: closing is the only honest signal left
-        return;
+      } else {
+        self->write_chunk(*r);
       }
-      self->write_chunk(*r);
+      self->in_read_callback_ = false;
     });
   }
 
@@ -412,9 +414,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // Destroys a source later on the io_context: we may be inside its read callback right now.
+  // Destroys a source now, or later on the io_context when we are inside its own read callback (the engine's code
+  // that called us must not find its object gone when we return).
   void release_source(std::unique_ptr<StreamSource> s) {
     if (!s) return;
+    if (!in_read_callback_) return;  // `s` is destroyed here, on return
     std::shared_ptr<StreamSource> holder(std::move(s));
     asio::post(socket_.get_executor(), [holder]() mutable { holder.reset(); });
   }
@@ -501,10 +505,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t stream_pos_ = 0;
   std::uint64_t stream_end_ = 0;
   bool head_pending_ = false;
+  bool in_read_callback_ = false;
 };
 
 Server::Server(asio::io_context& io, Handler handler, ServerLimits limits)
-    : io_(io), acceptor_(io), handler_(std::move(handler)), limits_(limits) {}
+    : acceptor_(io), handler_(std::move(handler)), limits_(limits) {}
 
 Server::~Server() { stop(); }
 

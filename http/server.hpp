@@ -74,7 +74,6 @@ class Server {
   void do_accept();
   void forget(Connection* c);
 
-  asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;
   Handler handler_;
   ServerLimits limits_;

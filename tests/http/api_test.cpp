@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/service.hpp"
 #include "http_test_support.hpp"
 
 using namespace ph::http;
@@ -242,4 +243,35 @@ TEST_CASE("api: metrics in Prometheus text format, health and the page", "[api]"
   CHECK(head->status == 200);
   CHECK(head->header("content-length") == std::to_string(page->body.size()));
   CHECK(fetch(f.srv.port(), "GET", "/missing.js")->status == 404);
+}
+
+TEST_CASE("service: refuses a public address without a token, serves on loopback", "[api][security]") {
+  asio::io_context io;
+  FakeBackend backend(io);
+  ph::Config open_cfg;
+  open_cfg.http_host = "0.0.0.0";
+  open_cfg.http_port = 0;
+  HttpService refused(io, backend, open_cfg);
+  auto r = refused.start();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("API_TOKEN") != std::string::npos);
+
+  ph::Config cfg;
+  cfg.http_port = 0;
+  cfg.api_token = "t";
+  HttpService svc(io, backend, cfg);
+  REQUIRE(svc.start());
+  CHECK(svc.port() != 0);
+  CHECK(svc.url() == "http://127.0.0.1:" + std::to_string(svc.port()) + "/");
+  auto fut = std::async(std::launch::async, [port = svc.port()] { return fetch(port, "GET", "/api/torrents"); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+         std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto got = fut.get();
+  REQUIRE(got);
+  CHECK(got->status == 401);  // the token from the Config is enforced
+  svc.stop();
 }

@@ -238,6 +238,7 @@ class TestServer {
       server_.stop();
       return 0;
     });
+    on_io([] { return 0; });  // runs after anything stop() posted (the io_context is FIFO on one thread)
     guard_.reset();
     io_.stop();
     thread_.join();

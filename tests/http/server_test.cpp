@@ -498,3 +498,29 @@ TEST_CASE("curl: ranges, HEAD and a 100-continue upload through a real client", 
   CHECK(slurp(dir / "add").find("\"infoHash\"") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("stream: throughput of concurrent range requests served from memory", "[stream][throughput]") {
+  Fixture f({}, 8u << 20);
+  f.srv.on_io([&] {
+    f.srv.backend().chunk = 256 * 1024;
+    return 0;
+  });
+  constexpr int kClients = 16;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::future<bool>> done;
+  for (int i = 0; i < kClients; ++i) {
+    done.push_back(std::async(std::launch::async, [&f, i] {
+      const std::size_t first = static_cast<std::size_t>(i) * 4096;
+      auto r = fetch(f.srv.port(), "GET", f.url, {"Range: bytes=" + std::to_string(first) + "-"});
+      return r && r->status == 206 && r->body.size() == f.data.size() - first &&
+             r->body.compare(0, 4096, f.data, first, 4096) == 0;
+    }));
+  }
+  int ok = 0;
+  for (auto& d : done) ok += d.get() ? 1 : 0;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double mib = kClients * 8.0;
+  WARN("throughput: " << kClients << " concurrent streams, " << mib << " MiB in " << secs << " s = " << mib / secs
+                      << " MiB/s");
+  CHECK(ok == kClients);
+}
