@@ -1,6 +1,6 @@
 // Picker invariants: never a piece we have, never outside the selection, urgent pieces in order, nothing while
-// paused, seeks cancel what no window needs, the budget is honoured; plus end-game, slow peers, head/tail, disk mode
-// and a randomized run checked against a model of outstanding requests.
+// paused, seeks cancel what no window needs, the budget is honoured; plus end-game, slow peers, head/tail, disk mode,
+// a randomized run checked against a model of outstanding requests; and the simulator (bt-sim) built on it.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
