@@ -418,12 +418,23 @@ class WireTool : public ph::net::PeerConnectionHandler {
       }
       remote_ext_ = std::move(*eh);
       if (opt_.metadata) start_metadata(c);
-    } else if (m.extended_id == ph::wire::kOurUtMetadataId && opt_.metadata) {
+    } else if (m.extended_id == ph::wire::kOurUtMetadataId) {
       auto msg = ph::wire::parse_metadata_message(payload);
       if (!msg) {
         fail("bad ut_metadata message: " + msg.error().message);
         return;
       }
+      if (msg->type == ph::wire::MetadataMsgType::request) {
+        // We serve nothing: say so (BEP 9 reject) rather than leave the peer waiting.
+        const std::uint8_t id = remote_ext_ ? remote_ext_->id_of(ph::wire::kUtMetadata) : 0;
+        if (id != 0) {
+          std::string rej = ph::wire::encode_metadata_reject(msg->piece);
+          c.send_extended(id, rej);
+          print_extended("out", id, rej);
+        }
+        return;
+      }
+      if (!opt_.metadata) return;
       if (msg->type == ph::wire::MetadataMsgType::reject) {
         fail("the peer rejected metadata piece " + std::to_string(msg->piece));
         return;
