@@ -340,7 +340,7 @@ void DhtNode::handle_reply(const krpc::Message& m, const PeerAddress& from, Time
     if (l.announce_pending > 0) --l.announce_pending;
     ++l.result.announced_to;
     emit_hop(l, HopEvent::Kind::announced, from, r.id);
-    if (l.announce_pending == 0) finish(l.id);
+    if (l.announce_pending == 0) finish(l.id, now);
     return;
   }
 
@@ -398,7 +398,7 @@ void DhtNode::on_query_failed(const std::string& /*tid*/, Pending p, const std::
   if (p.method == krpc::Method::announce_peer) {
     if (l.announce_pending > 0) --l.announce_pending;
     emit_hop(l, HopEvent::Kind::failed, p.to, p.expected_id, 0, 0, false, "announce_peer: " + why);
-    if (l.announce_pending == 0) finish(l.id);
+    if (l.announce_pending == 0) finish(l.id, now);
     return;
   }
   ++l.result.failed;
@@ -536,10 +536,10 @@ void DhtNode::step(LookupId id, TimePoint now) {
     }
     if (l.announce_pending > 0) return;
   }
-  finish(id);
+  finish(id, now);
 }
 
-void DhtNode::finish(LookupId id) {
+void DhtNode::finish(LookupId id, TimePoint now) {
   auto it = lookups_.find(id);
   if (it == lookups_.end()) return;
   Lookup l = std::move(it->second);
@@ -549,6 +549,15 @@ void DhtNode::finish(LookupId id) {
     if (c.state == CandidateState::responded && c.id) l.result.closest.push_back({*c.id, c.address});
   }
   l.result.peers = l.peers_seen.size();
+  if (l.join) {
+    // Kademlia's join: a lookup of our own id fills the buckets near us; the far buckets are only filled by others
+    // querying us, so refresh every bucket that is still short of k nodes now rather than in 15 minutes.
+    for (std::size_t i = 0; i + 1 < table_.bucket_count(); ++i) {
+      if (table_.bucket_size(i) >= config_.routing.k) continue;
+      (void)start_lookup(LookupKind::find_node, random_id_with_prefix(id_, static_cast<int>(i), false, rng_), 0, {},
+                         {}, now);
+    }
+  }
   if (l.on_done) deferred_.push_back([cb = std::move(l.on_done), result = std::move(l.result)] { cb(result); });
 }
 
@@ -583,8 +592,15 @@ void DhtNode::bootstrap(const std::vector<PeerAddress>& nodes, TimePoint now) {
   }
   bootstrap_backoff_ = config_.bootstrap_retry;
   next_bootstrap_ = now + bootstrap_backoff_;
-  (void)start_lookup(LookupKind::find_node, id_, 0, {}, {}, now);
+  join_lookup(now);
   run_deferred();
+}
+
+void DhtNode::join_lookup(TimePoint now) {
+  if (LookupId id = start_lookup(LookupKind::find_node, id_, 0, {}, {}, now)) {
+    auto it = lookups_.find(id);
+    if (it != lookups_.end()) it->second.join = true;
+  }
 }
 
 void DhtNode::add_node(const PeerAddress& address, TimePoint now) { ping(address, now); }
@@ -629,7 +645,7 @@ void DhtNode::maintenance(TimePoint now) {
       now >= next_bootstrap_) {
     bootstrap_backoff_ = std::min<Duration>(bootstrap_backoff_ * 2, std::chrono::minutes(15));
     next_bootstrap_ = now + bootstrap_backoff_;
-    (void)start_lookup(LookupKind::find_node, id_, 0, {}, {}, now);
+    join_lookup(now);
   }
   if (table_.size() > 0) {
     for (const auto& target : table_.refresh_targets(now, rng_)) {

@@ -167,6 +167,7 @@ class DhtNode {
     std::vector<PeerAddress> peers_seen;
     std::size_t in_flight = 0;
     bool announcing = false;  // phase 2 of announce
+    bool join = false;        // our own id, looked up to (re)join: afterwards the thin far buckets are filled
     std::size_t announce_pending = 0;
     LookupResult result;
   };
@@ -210,7 +211,8 @@ class DhtNode {
                         DoneCallback on_done, TimePoint now);
   void add_candidate(Lookup& l, const krpc::NodeInfo& n);
   void step(LookupId id, TimePoint now);
-  void finish(LookupId id);
+  void finish(LookupId id, TimePoint now);
+  void join_lookup(TimePoint now);
   void emit_hop(const Lookup& l, HopEvent::Kind kind, const PeerAddress& node, std::optional<Id20> node_id,
                 std::size_t nodes = 0, std::size_t values = 0, bool token = false, std::string detail = {});
   void maintenance(TimePoint now);
