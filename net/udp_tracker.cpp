@@ -186,7 +186,7 @@ Result<Reply> decode_reply(std::string_view d, bool v6_peers, std::span<const In
       std::string_view body = d.substr(8);
       if (body.size() % 12 != 0) return make_error("scrape reply length is not 8 + 12 * n");
       std::size_t n = body.size() / 12;
-      if (n > asked.size()) {
+      if (n > asked.size() || (!asked.empty() && n != asked.size())) {  // one entry per hash asked, in order
         return make_error("scrape reply has " + std::to_string(n) + " entries for " + std::to_string(asked.size()) +
                           " info-hashes asked");
       }

@@ -62,7 +62,7 @@ struct Reply {
 std::optional<std::pair<std::uint32_t, std::uint32_t>> peek_header(std::string_view datagram);
 
 // Decodes a reply. Announce replies carry 6-byte peers on IPv4 and 18-byte peers on IPv6 (`v6_peers`). Scrape
-// replies must not hold more entries than `asked` hashes. Truncated or ill-sized packets are errors.
+// replies must hold exactly one entry per `asked` hash. Truncated or ill-sized packets are errors.
 Result<Reply> decode_reply(std::string_view datagram, bool v6_peers, std::span<const InfoHash> asked = {},
                            const ResponseLimits& limits = {});
 

@@ -79,7 +79,6 @@ class HttpClient::Request : public std::enable_shared_from_this<Request> {
     if (!parsed) return fail(parsed.error().message);
     if (parsed->scheme != "http" && parsed->scheme != "https") return fail("cannot fetch a " + parsed->scheme + " url");
     url_ = std::move(parsed.value());
-    url_text_ = url;
     resp_ = HttpResponse{};
     resp_.url = url;
     resp_.redirects = redirects_;
@@ -283,7 +282,6 @@ class HttpClient::Request : public std::enable_shared_from_this<Request> {
   bool done_ = false;
   int redirects_ = 0;
   tracker::Url url_;
-  std::string url_text_;
   llhttp_t parser_{};
   llhttp_settings_t settings_{};
   HttpResponse resp_;

@@ -14,7 +14,7 @@ class TrackerClient::UdpTracker : public std::enable_shared_from_this<UdpTracker
   using Done = std::function<void(Machine::Completion&&)>;
 
   UdpTracker(asio::io_context& io, tracker::Url url, tracker::udp::MachineConfig config)
-      : io_(io), url_(std::move(url)), config_(config), resolver_(io), socket_(io), timer_(io) {}
+      : url_(std::move(url)), config_(config), resolver_(io), socket_(io), timer_(io) {}
 
   void start() {
     resolver_.async_resolve(url_.host, std::to_string(url_.port),
@@ -162,7 +162,6 @@ class TrackerClient::UdpTracker : public std::enable_shared_from_this<UdpTracker
     }
   }
 
-  asio::io_context& io_;
   tracker::Url url_;
   tracker::udp::MachineConfig config_;
   asio::ip::udp::resolver resolver_;

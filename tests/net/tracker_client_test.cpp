@@ -105,6 +105,26 @@ TEST_CASE("tracker client: HTTP over IPv6 loopback, chunked and close-delimited 
   CHECK((*b.result)->interval == 60);
 }
 
+TEST_CASE("tracker client: a response arriving one byte per read is parsed whole") {
+  asio::io_context io;
+  const std::string body = bencoded_peers_body(two_peers(), 61);
+  FakeHttpServer slow(io, [&](Socket s, const std::string&) {
+    s->set_option(asio::ip::tcp::no_delay(true));
+    std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (char c : body) chunked += std::string("1\r\n") + c + "\r\n";
+    FakeHttpServer::dribble(io, s, chunked + "0\r\n\r\n", 1ms);
+  });
+  auto o = fast_options();
+  o.http.timeout = 10s;
+  TrackerClient client(io, o);
+  auto r = announce_once(io, client, slow.url("/announce"), 15s);
+  REQUIRE(r.done());
+  INFO(r.error());
+  REQUIRE(r.result->ok());
+  CHECK((*r.result)->interval == 61);
+  CHECK((*r.result)->peers == two_peers());
+}
+
 TEST_CASE("tracker client follows up to 3 redirects and refuses the 4th") {
   asio::io_context io;
   int hops = 0;

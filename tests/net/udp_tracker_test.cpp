@@ -336,3 +336,25 @@ TEST_CASE("udp tracker machine: connection id expiring during retransmission tri
   CHECK(again.action == Action::announce);
   CHECK(again.connection_id == 78);
 }
+
+TEST_CASE("udp tracker replies cut at every byte never crash and never decode as complete") {
+  std::vector<PeerAddress> peers{PeerAddress::parse("127.0.0.1:6881").value(), PeerAddress::parse("10.0.0.1:1").value()};
+  std::vector<InfoHash> asked{InfoHash::from_bytes("AAAAAAAAAAAAAAAAAAAA")};
+  std::vector<ScrapeEntry> entries(1);
+  const std::string replies[] = {encode_connect_reply(1, 2), encode_announce_reply(1, 2, 3, 4, peers),
+                                 encode_scrape_reply(1, entries)};
+  for (const auto& full : replies) {
+    REQUIRE(decode_reply(full, false, asked).ok());
+    for (std::size_t cut = 0; cut < full.size(); ++cut) {
+      auto r = decode_reply(full.substr(0, cut), false, asked);
+      // A cut announce reply may still be whole entries (fewer peers) or a scrape of fewer torrents; anything else
+      // is an error.
+      if (r.ok()) {
+        CHECK(cut >= 20);
+        CHECK((cut - 20) % 6 == 0);
+      }
+    }
+  }
+  std::string request = encode_announce_request(1, 2, sample_request());
+  for (std::size_t cut = 0; cut < request.size(); ++cut) CHECK_FALSE(decode_request(request.substr(0, cut)).ok());
+}
