@@ -184,6 +184,33 @@ void Picker::peer_have(PeerSlot peer, PieceIndex p) {
   if (pr.piece_count == cfg_.piece_count) peer_have_all(peer);  // became a seed: O(1) from now on
 }
 
+void Picker::peer_dont_have(PeerSlot peer, PieceIndex p) {
+  if (!valid_peer(peer) || p >= cfg_.piece_count) return;
+  Peer& pr = peers_[peer];
+  if (pr.seed) {
+    // No longer a seed: spell its pieces out once (O(pieces)), then drop the one it lost.
+    avail_.remove_seed();
+    pr.seed = false;
+    for (PieceIndex q = 0; q < cfg_.piece_count; ++q) {
+      pr.bits[q >> 6] |= std::uint64_t{1} << (q & 63);
+      avail_.increment(q);
+    }
+    pr.piece_count = cfg_.piece_count;
+  }
+  if (!peer_has(pr, p)) return;
+  pr.bits[p >> 6] &= ~(std::uint64_t{1} << (p & 63));
+  --pr.piece_count;
+  avail_.decrement(p);
+  if (Downloading* d = downloading(p)) {
+    for (std::uint32_t b = 0; b < d->blocks; ++b) {
+      const Block& blk = d->block[b];
+      bool mine = false;
+      for (std::uint8_t i = 0; blk.state == BlockState::requested && i < blk.requesters; ++i) mine |= blk.peer[i] == peer;
+      if (mine) on_request_lost(peer, BlockRequest{p, b * cfg_.block_size, block_length(p, b)}, true);
+    }
+  }
+}
+
 void Picker::peer_bitfield(PeerSlot peer, std::span<const std::uint8_t> bitfield) {
   if (!valid_peer(peer)) return;
   peer_have_none(peer);

@@ -133,6 +133,7 @@ class Picker {
   void peer_have(PeerSlot peer, PieceIndex p);
   void peer_have_all(PeerSlot peer);
   void peer_have_none(PeerSlot peer);
+  void peer_dont_have(PeerSlot peer, PieceIndex p);  // lt_donthave: it lost a piece; requests for it become wanted
   void peer_choked(PeerSlot peer);  // a choke voids its requests: they become wanted again, no cancel is produced
   void peer_unchoked(PeerSlot peer);
   void peer_rate(PeerSlot peer, double bytes_per_second);  // measured download rate from this peer

@@ -330,6 +330,25 @@ TEST_CASE("peer events keep availability exact", "[picker]") {
   CHECK(p.availability_view().check_invariants());
 }
 
+TEST_CASE("lt_donthave: a peer that lost a piece is asked for it no more", "[picker]") {
+  Picker p = make(geometry(10));
+  add_seed(p, 1);
+  add_seed(p, 2);
+  REQUIRE(p.set_playhead(1, {0, 0, false}).ok());
+  auto got = pick(p, 1, 4);
+  REQUIRE(pieces_of(got) == std::set<PieceIndex>{0});
+  p.peer_dont_have(1, 0);  // a seed that evicted piece 0
+  CHECK(p.availability(0) == 1);
+  CHECK(p.availability(1) == 2);
+  CHECK(p.take_cancellations().size() == 4);
+  CHECK(p.outstanding_requests(1) == 0);
+  for (const auto& b : pick(p, 1, 100)) CHECK(b.piece != 0);
+  CHECK(pick(p, 2, 4) == got);
+  p.peer_have(1, 0);
+  CHECK(p.availability(0) == 2);
+  CHECK(p.availability_view().check_invariants());
+}
+
 TEST_CASE("end-game: a faster peer duplicates urgent blocks and the loser is cancelled", "[picker]") {
   Picker p = make(geometry(50));
   add_seed(p, 1, 100'000);  // slow, but the only rate known yet
@@ -533,7 +552,7 @@ TEST_CASE("randomized events keep every invariant", "[picker]") {
             connected[s] = false;
           }
           break;
-        case 1: p.peer_have(s, piece); break;
+        case 1: if (rng() % 4 == 0) p.peer_dont_have(s, piece); else p.peer_have(s, piece); break;
         case 2: if (rng() % 2) p.peer_unchoked(s); else { p.peer_choked(s); drop_peer(s); } break;
         case 3: p.peer_rate(s, static_cast<double>(rng() % 2'000'000)); break;
         case 4: p.set_budget(rng() % 4 == 0 ? Picker::kUnlimited : (rng() % 5) * kPiece); break;
