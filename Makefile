@@ -6,7 +6,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 ARGS ?=
 
-.PHONY: all setup configure build run test asan test-asan bench clean
+.PHONY: all setup configure build run test asan test-asan bench clean demo
 
 all: build
 
@@ -36,6 +36,10 @@ test-asan: asan
 
 bench: build
 	@for b in $(BUILD_DIR)/bin/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+
+# No internet needed: a sample video, a torrent, a seed-only Playhead and the server; prints the URL (Ctrl-C stops).
+demo: build
+	@./tools/demo.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
