@@ -5,6 +5,7 @@ ASAN_DIR ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?=
 ARGS ?=
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all setup configure build run test asan test-asan bench clean demo
 

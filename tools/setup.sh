@@ -2,7 +2,7 @@
 # Installs the Debian packages Playhead builds and tests with. A no-op when they are all present.
 set -euo pipefail
 
-BUILD_PACKAGES=(cmake make g++ clang libasio-dev libssl-dev node-llhttp catch2 libbenchmark-dev nlohmann-json3-dev)
+BUILD_PACKAGES=(cmake make g++ clang ccache libasio-dev libssl-dev node-llhttp catch2 libbenchmark-dev nlohmann-json3-dev)
 # Real third-party peers and tools the test suite drives on loopback, and the sanitizer/fuzzer runtime for clang.
 TEST_PACKAGES=(python3 python3-libtorrent opentracker mktorrent ffmpeg curl openssl libclang-rt-14-dev chromium)
 
