@@ -5,9 +5,10 @@ ASAN_DIR ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?=
 ARGS ?=
+FUZZ_SECONDS ?= 20
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all setup configure build run test asan test-asan bench clean demo
+.PHONY: all setup configure build run test asan test-asan bench clean demo fuzz
 
 all: build
 
@@ -34,6 +35,10 @@ asan: setup
 test-asan: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(JOBS)
+
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, each run FUZZ_SECONDS on its corpus (tests/fuzz/).
+fuzz: setup
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: build
 	@for b in $(BUILD_DIR)/bin/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
