@@ -187,6 +187,36 @@ TEST_CASE("dht simulated network: 24 nodes bootstrap, announce, and find each ot
   CHECK(got == expected);
 }
 
+TEST_CASE("dht simulated network: 100 nodes, every lookup ends on the exact 8 closest") {
+  SimNet net;
+  const std::size_t n = 100;
+  for (std::size_t i = 0; i < n; ++i) net.add(7000 + i);
+  net.bootstrap_all();
+  std::size_t exact = 0, queried = 0;
+  const std::size_t runs = 20;
+  for (std::size_t r = 0; r < runs; ++r) {
+    const Id20 target = hash_of(5000 + r);
+    const std::size_t who = (r * 13) % n;
+    std::optional<LookupResult> done;
+    net[who].find_node(target, [&](const LookupResult& x) { done = x; }, net.now);
+    REQUIRE(net.run_until([&] { return done.has_value(); }, 60s));
+    queried += done->queried;
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i != who) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return closer_to(target, net[a].id(), net[b].id()); });
+    std::set<Id20> expected, got;
+    for (std::size_t i = 0; i < 8; ++i) expected.insert(net[order[i]].id());
+    for (const auto& c : done->closest) got.insert(c.id);
+    exact += got == expected ? 1 : 0;
+  }
+  CHECK(exact == runs);
+  const double avg_queried = static_cast<double>(queried) / runs;
+  CHECK(avg_queried <= 16.0);  // a handful of hops beyond the 8 that must answer
+}
+
 TEST_CASE("dht simulated network: an active torrent is re-announced every 15 minutes until stopped") {
   SimNet net;
   for (int i = 0; i < 20; ++i) net.add(static_cast<std::uint64_t>(3000 + i));
