@@ -505,13 +505,15 @@ TEST_CASE("stream: throughput of concurrent range requests served from memory", 
     f.srv.backend().chunk = 256 * 1024;
     return 0;
   });
-  constexpr int kClients = 16;
+  constexpr int kClients = 8;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::future<bool>> done;
   for (int i = 0; i < kClients; ++i) {
     done.push_back(std::async(std::launch::async, [&f, i] {
       const std::size_t first = static_cast<std::size_t>(i) * 4096;
-      auto r = fetch(f.srv.port(), "GET", f.url, {"Range: bytes=" + std::to_string(first) + "-"});
+      Client c(f.srv.port());
+      c.send("GET " + f.url + " HTTP/1.1\r\nHost: x\r\nRange: bytes=" + std::to_string(first) + "-\r\n\r\n");
+      auto r = c.read_response(false, 120s);  // generous: sanitizer builds on a busy machine are slow
       return r && r->status == 206 && r->body.size() == f.data.size() - first &&
              r->body.compare(0, 4096, f.data, first, 4096) == 0;
     }));
