@@ -42,7 +42,7 @@ trap cleanup EXIT
 mkdir -p "$dir/www" "$dir/seed" "$dir/server" "$dir/nginx"
 file="$dir/www/bench.bin"
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$file"
-"$bin/bt-create" -o "$dir/bench.torrent" "$file" >/dev/null
+"$bin/bt-create" --force -o "$dir/bench.torrent" "$file" >/dev/null
 
 # Playhead: a seed-only instance feeds a memory-mode server; one full read puts every piece in the arena.
 seed_port=$(free_port)

@@ -47,7 +47,7 @@ fi
 
 # 2. The torrent.
 torrent="$dir/playhead-demo.torrent"
-"$bin/bt-create" -o "$torrent" "$sample" >/dev/null
+"$bin/bt-create" --force -o "$torrent" "$sample" >/dev/null
 
 # 3. Both processes, on loopback only, DHT off (nothing leaves the machine).
 pids=()
