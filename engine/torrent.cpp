@@ -518,8 +518,16 @@ void Torrent::handle_extended(Peer& p, const wire::Message& m) {
   } else if (m.extended_id == wire::kOurUtPexId) {
     handle_pex(p, m.payload_view());
   } else if (m.extended_id == wire::kOurLtDonthaveId) {
-    // A peer dropped a piece. The picker has no per-peer "lost" event yet; the request for it would be rejected.
-    (void)wire::parse_donthave(m.payload_view());
+    // The peer dropped a piece it had announced (a memory-only peer like us): stop expecting it from there.
+    auto piece = wire::parse_donthave(m.payload_view());
+    if (!piece) {
+      close_peer(p, "bad lt_donthave message: " + piece.error().message);
+    } else if (picker_ && *piece < metainfo_->piece_count()) {
+      picker_->peer_dont_have(p.slot, *piece);
+      p.requests.erase(std::remove_if(p.requests.begin(), p.requests.end(),
+                                      [&](const auto& r) { return r.block.piece == *piece; }),
+                       p.requests.end());
+    }
   }
 }
 // ---- periodic work -------------------------------------------------------------------------------------------

@@ -100,9 +100,15 @@ void Torrent::send_cancellations() {
 void Torrent::handle_block(Peer& p, const wire::Message& m) {
   const BlockRequest b{m.piece, m.offset, m.length};
   auto it = std::find_if(p.requests.begin(), p.requests.end(), [&](const auto& r) { return r.block == b; });
-  if (it != p.requests.end()) p.requests.erase(it);
-  p.last_block = Clock::now();
   counters_.downloaded += m.length;
+  if (it == p.requests.end()) {
+    // Never asked of this peer (or cancelled): dropped. Accepting it would let any peer write into pieces an honest
+    // peer is filling, and the failed hash check would then blame (and ban) the honest peer too.
+    counters_.wasted += m.length;
+    return;
+  }
+  p.requests.erase(it);
+  p.last_block = Clock::now();
   if (!picker_ || !store_) {
     counters_.wasted += m.length;
     return;
@@ -279,7 +285,9 @@ void Torrent::on_closed(net::PeerConnection& c, const std::string& reason) {
     e.connected = false;
     if (!p->handshaken) ++e.failures;
     else e.failures = 0;
-    const auto backoff = std::chrono::seconds(std::min<unsigned>(600, 5u << std::min(e.failures, 7u)));
+    // Retry soon after the first failure (a peer may drop one handshake while it starts), then back off:
+    // 2, 4, 8, ... seconds, at most 10 minutes.
+    const auto backoff = std::chrono::seconds(std::min<unsigned>(600, 1u << std::min(std::max(e.failures, 1u), 10u)));
     e.next_attempt = Clock::now() + backoff;
   }
   c.set_handler(nullptr);
