@@ -49,7 +49,8 @@ torrent, ih = make_torrent(path, 1 << 20)
 tfile = os.path.join(root, "big.torrent")
 open(tfile, "wb").write(torrent)
 
-lt_seed = LtPeer(torrent, root, seed_mode=True)
+lt_seed = LtPeer(torrent, root)
+lt_seed.wait_seeding(600)
 ph_seed = Playhead(seed=(tfile, root))
 deadline = time.time() + 600
 while time.time() < deadline and (ph_seed.detail(ih) or {}).get("progress") != 1.0:
