@@ -329,7 +329,7 @@ int main(int argc, char** argv) {
   dht.set_hop_observer([&](const ph::dht::HopEvent& e) { printer.hop(e); });
   if (ping_target) {
     const auto sent = Clock::now();
-    dht.ping(*ping_target, [&](std::optional<ph::Id20> id) {
+    dht.ping(*ping_target, [&, sent](std::optional<ph::Id20> id) {
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
       if (json_mode) {
         json j = {{"event", "done"}, {"command", "ping"}, {"node", ping_target->to_string()}, {"ms", ms},
