@@ -157,7 +157,12 @@ print("soak: VmRSS start %.1f MiB, end %.1f MiB, max %.1f MiB (%d samples); torr
       (rss[0] / 2 ** 20, rss[-1] / 2 ** 20, max(rss) / 2 ** 20, len(rss), max(m for _, _, m in samples) / 2 ** 20,
        args.memory_mib))
 print("soak: RSS curve (MiB): " + " ".join("%.0f" % (r / 2 ** 20) for r in rss[:: max(1, len(rss) // 20)]))
-if mean4 > mean2 * 1.2 + (16 << 20):
+# Under ASan the allocator's quarantine holds freed memory back by design, so RSS climbs whatever the program does;
+# there LeakSanitizer at exit (the clean-exit check below) is the leak check, and flat RSS is checked on plain builds.
+sanitized = os.environ.get("PLAYHEAD_SANITIZED") == "1"
+if sanitized:
+    print("soak: sanitizer build: RSS flatness not asserted (ASan quarantine); leaks are checked at exit")
+elif mean4 > mean2 * 1.2 + (16 << 20):
     fail("RSS grew: second quarter mean %.1f MiB, last quarter mean %.1f MiB" % (mean2 / 2 ** 20, mean4 / 2 ** 20))
 if code != 0:
     fail("playhead exited with %s on SIGTERM (a sanitizer or leak report?)\n%s" % (code, ph.log_text()[-4000:]))
