@@ -1,5 +1,7 @@
 #include "net/sha1.hpp"
 
+#include "net/types.hpp"
+
 #include <openssl/evp.h>
 
 #include <cstring>
@@ -7,15 +9,7 @@
 
 namespace ph {
 
-std::string Sha1Digest::hex() const {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out(40, '0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = digits[bytes[i] >> 4];
-    out[2 * i + 1] = digits[bytes[i] & 15];
-  }
-  return out;
-}
+std::string Sha1Digest::hex() const { return to_hex(bytes.data(), bytes.size()); }
 
 Sha1Digest Sha1Digest::from_bytes(std::string_view twenty_bytes) {
   Sha1Digest d;

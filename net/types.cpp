@@ -6,15 +6,17 @@
 
 namespace ph {
 
-std::string Id20::hex() const {
+std::string to_hex(const std::uint8_t* bytes, std::size_t size) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string out(40, '0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
+  std::string out(2 * size, '0');
+  for (std::size_t i = 0; i < size; ++i) {
     out[2 * i] = digits[bytes[i] >> 4];
     out[2 * i + 1] = digits[bytes[i] & 15];
   }
   return out;
 }
+
+std::string Id20::hex() const { return to_hex(bytes.data(), bytes.size()); }
 
 Id20 Id20::from_bytes(std::string_view twenty) {
   Id20 id;

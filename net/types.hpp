@@ -10,6 +10,9 @@
 
 namespace ph {
 
+// Lowercase hex of a byte string (info-hashes, peer ids, digests).
+std::string to_hex(const std::uint8_t* bytes, std::size_t size);
+
 using PieceIndex = std::uint32_t;  // piece number within a torrent
 using FileIndex = std::uint32_t;   // file number within a torrent (padding files included)
 using BlockIndex = std::uint32_t;  // 16 KiB block number within a piece

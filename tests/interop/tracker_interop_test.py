@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from swarm import free_tcp_udp_port  # noqa: E402
+
 BIN_DIR = os.environ.get("PLAYHEAD_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
 BT_ANNOUNCE = os.path.join(BIN_DIR, "bt-announce")
 OPENTRACKER = shutil.which("opentracker") or "/usr/bin/opentracker"
@@ -29,24 +32,6 @@ def check(cond, msg):
     if not cond:
         fail(msg)
     print("ok: " + msg)
-
-
-def free_port():
-    # Free for both TCP and UDP: opentracker serves both on the same port.
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close()
-            continue
-        t.close()
-        u.close()
-        return port
-    fail("no free port")
 
 
 def bdecode(data, i=0):
@@ -108,7 +93,7 @@ def main():
     tracker = None
     try:
         os.chmod(tmp, 0o755)  # opentracker drops to `nobody` inside this chroot
-        port = free_port()
+        port = free_tcp_udp_port()
         http_url = "http://127.0.0.1:%d/announce" % port
         udp_url = "udp://127.0.0.1:%d/announce" % port
 
