@@ -235,6 +235,18 @@ void Torrent::ban(Peer& p, const std::string& reason) {
   close_peer(p, reason);
 }
 
+void Torrent::strike(const PeerAddress& address, const std::string& reason) {
+  // Two strikes: a single violation may be a bug on either side and costs the peer only its connection; a second
+  // one from the same address is deliberate or hopeless. The map is bounded so a crowd of one-off offenders
+  // cannot grow it without limit (forgetting them only gives each a second chance).
+  if (strikes_.size() >= 4096) strikes_.clear();
+  const PeerAddress key = ban_key(address);
+  if (++strikes_[key] < 2 || banned_.count(key)) return;
+  banned_.insert(key);
+  if (auto it = pool_.find(address); it != pool_.end()) it->second.banned = true;
+  log_warn("torrent", name_ + ": banned " + address.to_string() + " after a second protocol violation: " + reason);
+}
+
 void Torrent::connect_now(const PeerAddress& address) {
   if (is_banned(address)) {
     log_info("torrent", name_ + ": not connecting to banned peer " + address.to_string());
@@ -388,7 +400,7 @@ void Torrent::feed_picker_with_peer(Peer& p) {
     p.seed = true;
   } else if (!p.bitfield.empty()) {
     if (p.bitfield.size() != (n + 7) / 8) {
-      close_peer(p, "bitfield of the wrong size for this torrent");
+      close_violator(p, "bitfield of the wrong size for this torrent");
       return;
     }
     picker_->peer_bitfield(p.slot, p.bitfield);
@@ -496,7 +508,7 @@ void Torrent::handle_extended(Peer& p, const wire::Message& m) {
   if (m.extended_id == 0) {
     auto h = wire::parse_extension_handshake(m.payload_view());
     if (!h) {
-      close_peer(p, "bad extension handshake: " + h.error().message);
+      close_violator(p, "bad extension handshake: " + h.error().message);
       return;
     }
     p.ext = std::move(h.value());
@@ -521,7 +533,7 @@ void Torrent::handle_extended(Peer& p, const wire::Message& m) {
     // The peer dropped a piece it had announced (a memory-only peer like us): stop expecting it from there.
     auto piece = wire::parse_donthave(m.payload_view());
     if (!piece) {
-      close_peer(p, "bad lt_donthave message: " + piece.error().message);
+      close_violator(p, "bad lt_donthave message: " + piece.error().message);
     } else if (picker_ && *piece < metainfo_->piece_count()) {
       picker_->peer_dont_have(p.slot, *piece);
       p.requests.erase(std::remove_if(p.requests.begin(), p.requests.end(),

@@ -172,6 +172,9 @@ class Torrent : public net::PeerConnectionHandler {
   void serve_uploads(Peer& p);
   void drop_peer_requests(Peer& p);
   void close_peer(Peer& p, const std::string& reason);
+  // Closes a peer that broke the protocol; an address that does so twice is banned.
+  void close_violator(Peer& p, const std::string& reason);
+  void strike(const PeerAddress& address, const std::string& reason);
   void ban(Peer& p, const std::string& reason);
   bool is_banned(const PeerAddress& a) const;
   void connect_more();
@@ -215,6 +218,7 @@ class Torrent : public net::PeerConnectionHandler {
   std::unordered_map<const net::PeerConnection*, std::uint32_t> slot_of_;
   std::map<PeerAddress, PoolEntry> pool_;
   std::set<PeerAddress> banned_;  // see ban_key(): IP addresses (port 0), or ip:port on loopback
+  std::map<PeerAddress, unsigned> strikes_;  // protocol violations per ban_key(); bounded, see strike()
   std::uint64_t connect_counter_ = 0;
 
   // Metadata exchange (magnet links).

@@ -16,7 +16,7 @@ void Torrent::request_metadata(Peer& p) {
   if (!metadata_.started()) {
     auto r = metadata_.reset(*p.ext.metadata_size);
     if (!r) {
-      close_peer(p, "unusable metadata_size: " + r.error().message);
+      close_violator(p, "unusable metadata_size: " + r.error().message);
       return;
     }
   }
@@ -31,7 +31,7 @@ void Torrent::request_metadata(Peer& p) {
 void Torrent::handle_metadata_message(Peer& p, std::string_view payload) {
   auto msg = wire::parse_metadata_message(payload);
   if (!msg) {
-    close_peer(p, "bad ut_metadata message: " + msg.error().message);
+    close_violator(p, "bad ut_metadata message: " + msg.error().message);
     return;
   }
   switch (msg->type) {
@@ -61,7 +61,7 @@ void Torrent::handle_metadata_message(Peer& p, std::string_view payload) {
   if (metainfo_ || !metadata_.started()) return;
   auto added = metadata_.add(*msg);
   if (!added) {
-    close_peer(p, "bad ut_metadata data: " + added.error().message);
+    close_violator(p, "bad ut_metadata data: " + added.error().message);
     return;
   }
   if (!metadata_.complete()) return;
@@ -89,7 +89,7 @@ void Torrent::handle_pex(Peer& p, std::string_view payload) {
   if (is_private()) return;
   auto msg = wire::parse_pex(payload);
   if (!msg) {
-    close_peer(p, "bad ut_pex message: " + msg.error().message);
+    close_violator(p, "bad ut_pex message: " + msg.error().message);
     return;
   }
   std::vector<PeerAddress> addresses;

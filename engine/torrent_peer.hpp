@@ -39,6 +39,7 @@ struct Torrent::Peer {
   std::vector<InFlight> requests;
   std::deque<BlockRequest> uploads;
   bool serving = false;
+  bool violated = false;  // closed for breaking the protocol: a strike against its address (see on_closed)
   std::uint32_t metadata_outstanding = 0;
   std::set<PeerAddress> pex_sent;
   std::chrono::steady_clock::time_point last_block{};

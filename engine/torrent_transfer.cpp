@@ -131,7 +131,7 @@ void Torrent::handle_block(Peer& p, const wire::Message& m) {
   }
   auto written = store_->write_block(m.piece, m.offset, m.payload, p.slot);
   if (!written) {
-    close_peer(p, "bad block: " + written.error().message);
+    close_violator(p, "bad block: " + written.error().message);
     return;
   }
   if (written.value() || outcome == BlockOutcome::piece_complete) {
@@ -203,7 +203,7 @@ void Torrent::handle_request(Peer& p, const wire::Message& m) {
   if (!metainfo_ || !store_ || p.am_choking) return reject();
   if (m.length == 0 || m.length > 128 * 1024 || m.piece >= metainfo_->piece_count() ||
       std::uint64_t{m.offset} + m.length > metainfo_->piece_size(m.piece)) {
-    close_peer(p, "request outside the piece");
+    close_violator(p, "request outside the piece");
     return;
   }
   if (!advertised_[m.piece] || !store_->has(m.piece)) return reject();
@@ -270,6 +270,11 @@ void Torrent::close_peer(Peer& p, const std::string& reason) {
   p.conn->close(reason);  // on_closed follows and cleans up
 }
 
+void Torrent::close_violator(Peer& p, const std::string& reason) {
+  p.violated = true;
+  close_peer(p, reason);
+}
+
 void Torrent::on_closed(net::PeerConnection& c, const std::string& reason) {
   auto it = slot_of_.find(&c);
   if (it == slot_of_.end()) return;
@@ -279,6 +284,7 @@ void Torrent::on_closed(net::PeerConnection& c, const std::string& reason) {
   if (!p) return;
   log_debug("torrent", name_ + ": peer " + p->address.to_string() + " closed: " + reason);
   drop_peer_requests(*p);
+  if (p->violated || c.closed_for_protocol_violation()) strike(p->address, reason);
   auto pe = pool_.find(p->address);
   if (pe != pool_.end()) {
     auto& e = pe->second;

@@ -160,6 +160,7 @@ void PeerConnection::process_input() {
     wire::DecodeStep s = decoder_.next();
     if (s.status == wire::DecodeStatus::need_more) break;
     if (s.status == wire::DecodeStatus::error) {
+      protocol_violation_ = true;
       close("protocol error: " + s.error);
       return;
     }

@@ -123,6 +123,8 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   const asio::ip::tcp::endpoint& remote_endpoint() const { return remote_; }
   PeerAddress remote_address() const;
   const std::string& close_reason() const { return close_reason_; }
+  // True when the connection closed because the remote broke the wire protocol (undecodable input).
+  bool closed_for_protocol_violation() const { return protocol_violation_; }
 
   // Backpressure: bytes queued or being written.
   std::size_t bytes_queued() const { return pending_.size() + writing_.size(); }
@@ -170,6 +172,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   Router router_;
   State state_;
   std::string close_reason_;
+  bool protocol_violation_ = false;
   std::optional<wire::Handshake> remote_handshake_;
   bool our_handshake_sent_ = false;
   bool started_ = false;

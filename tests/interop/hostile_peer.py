@@ -165,11 +165,12 @@ class HostilePeer:
                 o.closed_at = time.time()
             o.done.set()
 
-    def wait_outcome(self, timeout):
+    def wait_outcome(self, timeout, index=0):
+        """The outcome of the index-th connection to this peer, or None if it does not come within timeout."""
         deadline = time.time() + timeout
-        while time.time() < deadline and not self.outcomes:
+        while time.time() < deadline and len(self.outcomes) <= index:
             time.sleep(0.05)
-        return self.outcomes[0] if self.outcomes else None
+        return self.outcomes[index] if len(self.outcomes) > index else None
 
     def stop(self):
         self.sock.close()

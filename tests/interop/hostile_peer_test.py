@@ -149,6 +149,21 @@ expect_closed(o, "bitfield too short", 10, ph)
 _, o = run_listening(ph, "", bitfield(b"\xff" * BF_BYTES))  # 97 pieces: 7 spare bits set in the last byte
 expect_closed(o, "bitfield with spare bits set", 10, ph)
 
+# A second violation from the same address bans it: the next dial is refused without a connection.
+hp, o = run_listening(ph, "", bitfield(b"\xff" * (BF_BYTES + 3)))
+expect_closed(o, "protocol violation, first strike", 10, ph)
+if "banned 127.0.0.1:%d" % hp.port in ph.log_text():
+    fail("one protocol violation already banned the peer\n" + ph.log_text())
+ph.connect(ih, hp.port)
+o2 = hp.wait_outcome(10, index=1)
+expect_closed(o2, "protocol violation, second strike", 10, ph)
+wait_until(lambda: "banned 127.0.0.1:%d" % hp.port in ph.log_text(), 10, "the second violation to ban the peer", ph)
+ph.connect(ih, hp.port)
+time.sleep(1)
+if len(hp.outcomes) != 2:
+    fail("a peer banned for protocol violations was dialled again (%d connections)" % len(hp.outcomes))
+note("two protocol violations", "banned, not dialled again", ph)
+
 # 4. have / request with out-of-range indices.
 _, o = run_listening(ph, "", lambda c, o, hp: c.sendall(msg(4, struct.pack(">I", PIECES + 10))))
 expect_closed(o, "have with index past the end", 10, ph)
