@@ -36,9 +36,24 @@ Result<std::unique_ptr<Arena>> Arena::create(std::uint64_t budget_bytes) {
   if (blocks >= ArenaId::kNoSlot) return make_error("arena: budget too large");
   const std::size_t bytes = static_cast<std::size_t>(blocks) * kBlockSize;
   // MAP_NORESERVE: reserving the budget costs address space only; pages are committed as pieces are written.
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // The region is aligned to 2 MiB and offered to transparent huge pages: committing memory a 4 KiB page fault at
+  // a time cost more CPU than hashing the data (on a paravirtualised guest, a downloader at 512 MiB/s of fresh
+  // arena spent half its time in the fault path). Where THP is off this is a no-op; RSS stays within the budget.
+  constexpr std::size_t kHuge = 2u << 20;
+  const std::size_t reserve = bytes + kHuge;
+  void* p = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return make_error("arena: cannot reserve " + std::to_string(bytes) + " bytes");
-  return std::unique_ptr<Arena>(new Arena(static_cast<std::byte*>(p), static_cast<std::uint32_t>(blocks)));
+  const auto start = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t aligned = (start + kHuge - 1) & ~std::uintptr_t{kHuge - 1};
+  if (aligned > start) ::munmap(p, aligned - start);
+  if (const std::uintptr_t tail = start + reserve - (aligned + bytes); tail > 0) {
+    ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  }
+#ifdef MADV_HUGEPAGE
+  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+#endif
+  return std::unique_ptr<Arena>(
+      new Arena(reinterpret_cast<std::byte*>(aligned), static_cast<std::uint32_t>(blocks)));
 }
 
 Arena::Arena(std::byte* base, std::uint32_t block_count)

@@ -42,8 +42,19 @@ ph2 = Playhead(env=env)
 status, t = ph2.api("POST", "/torrents", torrent, "application/x-bittorrent")
 if status not in (200, 201, 409):
     fail("re-adding after the restart: %s %s" % (status, t))
-after = wait_until(lambda: (ph2.detail(ih) or {}).get("progress", 0) > 0 and ph2.detail(ih)["progress"], 30,
-                   "verified pieces to be recognised from disk", ph2)
+wait_until(lambda: (ph2.detail(ih) or {}).get("progress", 0) > 0, 30, "verified pieces to be recognised from disk", ph2)
+# The re-check reports pieces as it verifies them: wait until it has settled (unchanged for a second).
+settled = {"last": None, "since": time.time()}
+
+
+def recheck_settled():
+    p = ph2.detail(ih)["progress"]
+    if p != settled["last"]:
+        settled["last"], settled["since"] = p, time.time()
+    return time.time() - settled["since"] >= 1.0 and p
+
+
+after = wait_until(recheck_settled, 30, "the re-check to settle", ph2)
 d = ph2.detail(ih)
 if d.get("peers", 0) != 0:
     fail("a peer was connected before the progress check: %s" % d)
