@@ -71,11 +71,22 @@ OwnerId Arena::add_owner(EvictFn on_evicted) {
   for (OwnerId o = 0; o < owners_.size(); ++o) {
     if (!owners_[o]) {
       owners_[o] = std::move(on_evicted);
+      owner_backed_[o] = false;
       return o;
     }
   }
   owners_.push_back(std::move(on_evicted));
+  owner_backed_.push_back(false);
   return static_cast<OwnerId>(owners_.size() - 1);
+}
+
+void Arena::set_owner_backed(OwnerId owner, bool backed) {
+  if (owner < owner_backed_.size()) owner_backed_[owner] = backed;
+}
+
+Arena::List Arena::list_for(const Slot& slot) const {
+  if (slot.owner < owner_backed_.size() && owner_backed_[slot.owner]) return List::backed;
+  return slot.behind ? List::behind : List::normal;
 }
 
 void Arena::remove_owner(OwnerId owner) {
@@ -162,6 +173,7 @@ Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t b
     ++failed_allocations_;
     return make_error("arena: memory budget full (every remaining piece is pinned)");
   }
+  while (warm_free_blocks() < need && backed_.head != ArenaId::kNoSlot) evict(backed_.head);
   while (free_blocks_ < need) {
     const bool evicted = evict_one();
     assert(evicted);
@@ -173,6 +185,8 @@ Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t b
   for (std::uint32_t i = 0; i < need; ++i) {
     const std::uint32_t b = free_head_;
     free_head_ = block_link_[b];
+    assert(b <= cold_from_);
+    if (b == cold_from_) ++cold_from_;
     block_link_[b] = 0;  // becomes the block's tag
     slot.blocks.push_back(b);
   }
@@ -247,7 +261,7 @@ void Arena::unpin(ArenaId id) {
   if (slot.doomed) {
     release(id.slot);
   } else {
-    link_tail(id.slot, slot.behind ? List::behind : List::normal);
+    link_tail(id.slot, list_for(slot));
   }
 }
 
@@ -265,7 +279,7 @@ void Arena::set_behind(ArenaId id, bool behind) {
   slot->behind = behind;
   if (slot->list != List::none) {
     unlink(id.slot);
-    link_tail(id.slot, behind ? List::behind : List::normal);
+    link_tail(id.slot, list_for(*slot));
   }
 }
 
@@ -282,7 +296,8 @@ void Arena::evict(std::uint32_t s) {
 }
 
 bool Arena::evict_one() {
-  std::uint32_t victim = behind_.head != ArenaId::kNoSlot ? behind_.head : normal_.head;
+  std::uint32_t victim = backed_.head;
+  if (victim == ArenaId::kNoSlot) victim = behind_.head != ArenaId::kNoSlot ? behind_.head : normal_.head;
   if (victim == ArenaId::kNoSlot) return false;
   evict(victim);
   return true;

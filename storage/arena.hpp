@@ -89,12 +89,18 @@ class Arena {
   Arena& operator=(const Arena&) = delete;
 
   OwnerId add_owner(EvictFn on_evicted);
+  // A backed owner keeps a copy of every piece elsewhere (disk mode): evicting its pieces loses nothing, so they go
+  // first, and allocation recycles them rather than commit memory the arena has never used (see allocate()).
+  void set_owner_backed(OwnerId owner, bool backed);
   // Frees every piece the owner still has (pinned ones when their last pin goes), without callbacks.
   void remove_owner(OwnerId owner);
 
   // Takes room for a piece of `bytes` (1 .. 64 MiB) for `owner`, evicting least-recently-used unpinned pieces as
-  // needed. The new piece starts with one pin (the writer's). Fails, evicting nothing, when even evicting every
-  // unpinned piece would not make room: the caller applies backpressure and retries later.
+  // needed: backed owners' pieces first, then pieces behind every playhead, then the rest. Blocks used before are
+  // preferred to blocks never touched, and a backed piece is evicted rather than touch a new block: first-touch
+  // page faults are the costliest part of receiving data on some machines, and RSS stays at the working set.
+  // The new piece starts with one pin (the writer's). Fails, evicting nothing, when even evicting every unpinned
+  // piece would not make room: the caller applies backpressure and retries later.
   Result<ArenaId> allocate(OwnerId owner, PieceIndex piece, std::uint32_t bytes);
   // Whether allocate(bytes) would succeed now (free room plus what eviction could make), for the picker's
   // backpressure: it asks before requesting blocks of a new piece.
@@ -120,7 +126,7 @@ class Arena {
   std::uint32_t block_count() const { return block_count_; }
 
  private:
-  enum class List : std::uint8_t { none, normal, behind };
+  enum class List : std::uint8_t { none, normal, behind, backed };
   struct Slot {
     std::vector<std::uint32_t> blocks;  // capacity kept when the slot is recycled: no allocation in steady state
     std::uint32_t gen = 0;
@@ -144,7 +150,10 @@ class Arena {
   Arena(std::byte* base, std::uint32_t block_count);
   Slot* lookup(ArenaId id);
   const Slot* lookup(ArenaId id) const;
-  ListHead& head_of(List l) { return l == List::behind ? behind_ : normal_; }
+  ListHead& head_of(List l) { return l == List::behind ? behind_ : l == List::backed ? backed_ : normal_; }
+  List list_for(const Slot& slot) const;
+  // Free blocks that have been used before (the free list holds them above the never-used ones).
+  std::uint32_t warm_free_blocks() const { return free_blocks_ - (block_count_ - cold_from_); }
   void link_tail(std::uint32_t s, List l);
   void unlink(std::uint32_t s);
   std::uint32_t take_slot(std::uint32_t nblocks);
@@ -156,15 +165,17 @@ class Arena {
   std::vector<std::uint32_t> block_link_;  // free block: next free block; allocated block: the owner's tag
   std::uint32_t free_head_ = ArenaId::kNoSlot;
   std::uint32_t free_blocks_ = 0;
+  std::uint32_t cold_from_ = 0;            // blocks from here on have never been allocated (no page committed)
   std::vector<Slot> slots_;                // reserved for block_count_ slots once: never reallocates
   std::uint32_t free_slots_[kSlotClasses];
-  ListHead normal_, behind_;
+  ListHead normal_, behind_, backed_;
   std::uint64_t evictable_blocks_ = 0;
   std::uint64_t pinned_blocks_ = 0;
   std::uint64_t evictions_ = 0;
   std::uint64_t failed_allocations_ = 0;
   std::uint32_t live_pieces_ = 0;
   std::vector<EvictFn> owners_;            // empty function = unused owner id
+  std::vector<bool> owner_backed_;
   bool in_callback_ = false;
 };
 

@@ -52,6 +52,9 @@ class ArenaStore : public PieceStore {
   // Memory mode: an evicted piece is gone. Disk mode: only the cached copy is.
   virtual bool eviction_loses_piece() const { return true; }
 
+  // Disk mode: every had piece is also on disk, so the arena may evict this store's pieces first
+  // (Arena::set_owner_backed).
+  void set_backed() { arena_.set_owner_backed(owner_, true); }
   // Marks a piece had without arena room (disk mode after re-verifying what is on disk).
   void mark_had(PieceIndex p);
   Hasher& hasher() { return hasher_; }

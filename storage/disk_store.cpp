@@ -52,7 +52,9 @@ DiskStore::DiskStore(Arena& arena, Hasher& hasher, FileLayout layout, std::strin
                      std::vector<std::vector<std::string>> paths, std::filesystem::path download_dir)
     : ArenaStore(arena, hasher, std::move(layout), std::move(piece_hashes)),
       paths_(std::move(paths)),
-      root_(std::move(download_dir)) {}
+      root_(std::move(download_dir)) {
+  set_backed();
+}
 
 Result<std::unique_ptr<DiskStore>> DiskStore::create(Arena& arena, Hasher& hasher, FileLayout layout,
                                                      std::string piece_hashes,

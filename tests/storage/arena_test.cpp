@@ -48,6 +48,56 @@ TEST_CASE("arena rounds the budget to blocks and reports stats", "[arena]") {
   CHECK_FALSE(arena.alive(*id));
 }
 
+TEST_CASE("arena recycles a backed owner's pieces before touching never-used blocks", "[arena]") {
+  auto arena = make_arena(8);
+  std::vector<PieceIndex> evicted;
+  const OwnerId memory = arena->add_owner([&](PieceIndex p) { evicted.push_back(p); });
+  const OwnerId disk = arena->add_owner([&](PieceIndex p) { evicted.push_back(p); });
+  arena->set_owner_backed(disk, true);
+  auto cached = arena->allocate(disk, 1, 2 * kBlockSize);  // blocks 0 and 1, then only a cached copy
+  REQUIRE(cached.ok());
+  arena->unpin(*cached);
+  // Six blocks were never used: rather than commit them, the disk-backed copy is recycled.
+  auto first = arena->allocate(memory, 10, 2 * kBlockSize);
+  REQUIRE(first.ok());
+  CHECK(evicted == std::vector<PieceIndex>{1});
+  CHECK(arena->bytes(*first).blocks[0] == 0);
+  CHECK(arena->bytes(*first).blocks[1] == 1);
+  arena->unpin(*first);
+  // Nothing backed to recycle: new blocks are used, and the memory-only piece (its only copy) is kept.
+  auto second = arena->allocate(disk, 2, 2 * kBlockSize);
+  REQUIRE(second.ok());
+  CHECK(arena->bytes(*second).blocks[0] == 2);
+  arena->unpin(*second);
+  auto big = arena->allocate(memory, 11, 5 * kBlockSize);  // recycles piece 2, then takes three new blocks
+  REQUIRE(big.ok());
+  CHECK(evicted == std::vector<PieceIndex>{1, 2});
+  CHECK(arena->alive(*first));
+  // Full: only now is a memory-only piece evicted.
+  auto last = arena->allocate(memory, 12, 2 * kBlockSize);
+  REQUIRE(last.ok());
+  CHECK(evicted == std::vector<PieceIndex>{1, 2, 10});
+}
+
+TEST_CASE("arena evicts backed pieces before pieces behind the playhead and the rest", "[arena]") {
+  auto arena = make_arena(3);
+  std::vector<PieceIndex> evicted;
+  const OwnerId memory = arena->add_owner([&](PieceIndex p) { evicted.push_back(p); });
+  const OwnerId disk = arena->add_owner([&](PieceIndex p) { evicted.push_back(p); });
+  arena->set_owner_backed(disk, true);
+  auto normal = arena->allocate(memory, 1, kBlockSize);
+  auto behind = arena->allocate(memory, 2, kBlockSize);
+  auto backed = arena->allocate(disk, 3, kBlockSize);
+  REQUIRE((normal.ok() && behind.ok() && backed.ok()));
+  arena->set_behind(*behind, true);
+  arena->unpin(*normal);
+  arena->unpin(*behind);
+  arena->unpin(*backed);
+  arena->touch(*backed);  // the most recently used, and still the first to go
+  for (PieceIndex p = 10; p < 13; ++p) REQUIRE(arena->allocate(memory, p, kBlockSize).ok());
+  CHECK(evicted == std::vector<PieceIndex>{3, 2, 1});
+}
+
 TEST_CASE("arena refuses bad sizes and unknown owners", "[arena]") {
   auto arena = make_arena(4);
   const OwnerId o = arena->add_owner([](PieceIndex) {});
