@@ -72,10 +72,18 @@ void Torrent::reader_read(FileReader& r) {
     const std::uint64_t left_in_file = r.length_ - r.want_offset_;
     const std::uint32_t avail = view.size() - in_piece;
     std::uint32_t len = static_cast<std::uint32_t>(std::min<std::uint64_t>({r.want_len_, left_in_file, avail}));
-    // One contiguous segment (the arena's 16 KiB blocks are not contiguous with each other).
+    // The longest contiguous run from the start: a piece's 16 KiB blocks are usually adjacent in the arena (it
+    // hands out and recycles them in order), so one read usually covers the whole request, not one block.
     std::span<const std::byte> span;
+    bool contiguous = true;
     view.for_each_segment(in_piece, len, [&](std::span<const std::byte> s) {
-      if (span.empty()) span = s;
+      if (span.empty()) {
+        span = s;
+      } else if (contiguous && s.data() == span.data() + span.size()) {
+        span = {span.data(), span.size() + s.size()};
+      } else {
+        contiguous = false;
+      }
     });
     r.view_ = std::move(view);
     r.pending_ = false;
