@@ -3,10 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <asio/post.hpp>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -141,24 +143,44 @@ Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_
       return;
     }
     Fd guard(*fd);
+    // Adjacent arena blocks merge into one iovec, and up to kBatch iovecs go in one pwritev/preadv: a 1 MiB piece
+    // costs a syscall or two instead of 64.
+    constexpr int kBatch = 64;
+    std::array<iovec, kBatch> iov{};
+    int count = 0;
     std::uint64_t file_pos = s.file_offset;
-    for_each_segment(s.piece_offset, s.length, [&](std::span<std::byte> seg) {
-      std::size_t done = 0;
-      while (result && done < seg.size()) {
-        const auto off = static_cast<off_t>(file_pos + done);
-        const ssize_t n = write ? ::pwrite(guard.fd, seg.data() + done, seg.size() - done, off)
-                                : ::pread(guard.fd, seg.data() + done, seg.size() - done, off);
+    auto submit = [&] {
+      int first = 0;
+      while (result && first < count) {
+        const ssize_t n = write ? ::pwritev(guard.fd, &iov[first], count - first, static_cast<off_t>(file_pos))
+                                : ::preadv(guard.fd, &iov[first], count - first, static_cast<off_t>(file_pos));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
           result = make_error(errno_text(write ? "write failed on" : "read failed on", paths_[s.file].back()));
         } else if (n == 0) {
           result = make_error("file too short: " + paths_[s.file].back());
         } else {
-          done += static_cast<std::size_t>(n);
+          file_pos += static_cast<std::uint64_t>(n);
+          auto left = static_cast<std::size_t>(n);
+          while (left > 0 && left >= iov[first].iov_len) left -= iov[first++].iov_len;  // whole iovecs done
+          if (left > 0) {  // a short transfer stopped inside this iovec
+            iov[first].iov_base = static_cast<std::byte*>(iov[first].iov_base) + left;
+            iov[first].iov_len -= left;
+          }
         }
       }
-      file_pos += seg.size();
+      count = 0;
+    };
+    for_each_segment(s.piece_offset, s.length, [&](std::span<std::byte> seg) {
+      if (!result) return;
+      if (count > 0 && static_cast<std::byte*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == seg.data()) {
+        iov[count - 1].iov_len += seg.size();
+        return;
+      }
+      if (count == kBatch) submit();
+      iov[count++] = iovec{seg.data(), seg.size()};
     });
+    submit();
   });
   return result;
 }
