@@ -108,9 +108,12 @@ def lt_settings(port, **extra):
 class LtPeer:
     """A libtorrent session with one torrent (seeding from save_path, or downloading into it)."""
 
-    def __init__(self, torrent_bytes, save_path, port=None, upload_limit=None, seed_mode=False):
+    def __init__(self, torrent_bytes, save_path, port=None, upload_limit=None, seed_mode=False, tick_ms=None):
+        """tick_ms: libtorrent's tick_interval. Its rate limiter hands out quota once a tick (500 ms by default), so a
+        limited seeder sends its handshake, unchoke and blocks in 500 ms bursts; a short tick makes it send smoothly,
+        as a slow link would."""
         self.port = port or free_port()
-        self.ses = lt.session(lt_settings(self.port))
+        self.ses = lt.session(lt_settings(self.port, **({"tick_interval": tick_ms} if tick_ms else {})))
         if upload_limit:
             self.ses.set_peer_class(lt.session.local_peer_class_id,
                                     {"upload_limit": upload_limit, "download_limit": 0, "label": "local"})
