@@ -8,7 +8,7 @@ ARGS ?=
 FUZZ_SECONDS ?= 20
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all setup configure build run test asan test-asan bench clean demo fuzz
+.PHONY: all setup configure build run test asan test-asan bench bench-e2e clean demo fuzz
 
 all: build
 
@@ -42,6 +42,10 @@ fuzz: setup
 
 bench: build
 	@for b in $(BUILD_DIR)/bin/*_bench; do echo "== $$b"; $$b --benchmark_min_time=0.2; done
+
+# End-to-end benchmark against libtorrent and the machine's limits (issue 9); E2E_ARGS="--quick --only startup".
+bench-e2e: build
+	/usr/bin/python3 bench/e2e.py --bin $(BUILD_DIR)/bin $(E2E_ARGS)
 
 # No internet needed: a sample video, a torrent, a seed-only Playhead and the server; prints the URL (Ctrl-C stops).
 demo: build
