@@ -12,6 +12,11 @@ namespace ph::storage {
 namespace {
 
 constexpr std::uint32_t kMaxPieceBytes = 64u << 20;
+// Never-used blocks are committed this many at a time (4 MiB), ahead of need, in one madvise call.
+constexpr std::uint32_t kCommitBlocks = (4u << 20) / kBlockSize;
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older kernels refuse it and pages fault in one by one
+#endif
 
 int class_of_capacity(std::size_t capacity) {
   if (capacity == 0) return 0;
@@ -35,25 +40,12 @@ Result<std::unique_ptr<Arena>> Arena::create(std::uint64_t budget_bytes) {
   if (blocks == 0) blocks = 1;
   if (blocks >= ArenaId::kNoSlot) return make_error("arena: budget too large");
   const std::size_t bytes = static_cast<std::size_t>(blocks) * kBlockSize;
-  // MAP_NORESERVE: reserving the budget costs address space only; pages are committed as pieces are written.
-  // The region is aligned to 2 MiB and offered to transparent huge pages: committing memory a 4 KiB page fault at
-  // a time cost more CPU than hashing the data (on a paravirtualised guest, a downloader at 512 MiB/s of fresh
-  // arena spent half its time in the fault path). Where THP is off this is a no-op; RSS stays within the budget.
-  constexpr std::size_t kHuge = 2u << 20;
-  const std::size_t reserve = bytes + kHuge;
-  void* p = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // MAP_NORESERVE: reserving the budget costs address space only; pages are committed as blocks are first used
+  // (see commit_ahead). Transparent huge pages are not asked for: committing a fresh huge page ran at 0.4 GB/s
+  // here, against 4-5 GB/s for 4 KiB pages committed in bulk.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return make_error("arena: cannot reserve " + std::to_string(bytes) + " bytes");
-  const auto start = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t aligned = (start + kHuge - 1) & ~std::uintptr_t{kHuge - 1};
-  if (aligned > start) ::munmap(p, aligned - start);
-  if (const std::uintptr_t tail = start + reserve - (aligned + bytes); tail > 0) {
-    ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-  }
-#ifdef MADV_HUGEPAGE
-  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
-#endif
-  return std::unique_ptr<Arena>(
-      new Arena(reinterpret_cast<std::byte*>(aligned), static_cast<std::uint32_t>(blocks)));
+  return std::unique_ptr<Arena>(new Arena(static_cast<std::byte*>(p), static_cast<std::uint32_t>(blocks)));
 }
 
 Arena::Arena(std::byte* base, std::uint32_t block_count)
@@ -186,7 +178,10 @@ Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t b
     const std::uint32_t b = free_head_;
     free_head_ = block_link_[b];
     assert(b <= cold_from_);
-    if (b == cold_from_) ++cold_from_;
+    if (b == cold_from_) {
+      if (b >= committed_to_) commit_ahead(b);
+      ++cold_from_;
+    }
     block_link_[b] = 0;  // becomes the block's tag
     slot.blocks.push_back(b);
   }
@@ -203,6 +198,15 @@ Result<ArenaId> Arena::allocate(OwnerId owner, PieceIndex piece, std::uint32_t b
   pinned_blocks_ += need;
   ++live_pieces_;
   return ArenaId{s, slot.gen};
+}
+
+void Arena::commit_ahead(std::uint32_t block) {
+  // Faulting fresh pages in one at a time is the slow way to commit memory: on a paravirtualised guest each fault
+  // costs more than writing the page (350 MB/s by first-touch memcpy against 6 GB/s by MADV_POPULATE_WRITE here).
+  // Committing a few MiB ahead, in address order, keeps RSS within the budget (at most kCommitBlocks unused).
+  committed_to_ = std::min(block_count_, block + kCommitBlocks);
+  ::madvise(base_ + static_cast<std::size_t>(block) * kBlockSize,
+            static_cast<std::size_t>(committed_to_ - block) * kBlockSize, MADV_POPULATE_WRITE);
 }
 
 bool Arena::fits(std::uint32_t bytes) const {

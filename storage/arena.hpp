@@ -159,13 +159,15 @@ class Arena {
   std::uint32_t take_slot(std::uint32_t nblocks);
   void release(std::uint32_t s);
   void evict(std::uint32_t s);
+  void commit_ahead(std::uint32_t block);
 
   std::byte* base_;
   std::uint32_t block_count_;
   std::vector<std::uint32_t> block_link_;  // free block: next free block; allocated block: the owner's tag
   std::uint32_t free_head_ = ArenaId::kNoSlot;
   std::uint32_t free_blocks_ = 0;
-  std::uint32_t cold_from_ = 0;            // blocks from here on have never been allocated (no page committed)
+  std::uint32_t cold_from_ = 0;            // blocks from here on have never been allocated
+  std::uint32_t committed_to_ = 0;         // blocks below this have had their pages committed (commit_ahead)
   std::vector<Slot> slots_;                // reserved for block_count_ slots once: never reallocates
   std::uint32_t free_slots_[kSlotClasses];
   ListHead normal_, behind_, backed_;
