@@ -74,6 +74,7 @@ def _on_signal(signum, frame):
 
 signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGHUP, _on_signal)
+signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (SIGINT ignored)
 
 T0 = time.time()
 errors = []  # (row, message)
