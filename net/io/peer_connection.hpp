@@ -52,7 +52,7 @@ struct PeerConnectionConfig {
   std::chrono::milliseconds idle_timeout{180'000};        // close after this long without receiving anything
   std::chrono::milliseconds write_timeout{60'000};        // close when a queued write makes no progress this long
   std::size_t max_send_queue_bytes = 4u << 20;            // send_piece refuses beyond this (backpressure)
-  std::size_t read_chunk = 64 * 1024;                     // bytes asked of the socket per read
+  std::size_t read_chunk = 256 * 1024;                    // bytes asked of the socket per read
   wire::DecoderLimits limits;
 };
 
