@@ -8,7 +8,6 @@ waits for one line on stdin, does the work, prints one JSON line with the result
 the parent can sample CPU again before it exits. Every wait is bounded by cfg["timeout"].
 """
 import json
-import os
 import sys
 import time
 
