@@ -3,12 +3,18 @@
 #include "engine/torrent_peer.hpp"
 
 #include <algorithm>
+#include <array>
+#include <memory>
 
 #include "engine/log.hpp"
 
 namespace ph::engine {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr std::uint32_t kMaxRequest = 128 * 1024;  // the largest block a peer may ask for (libtorrent's limit too)
+}  // namespace
 
 // ---- downloading ---------------------------------------------------------------------------------------------
 
@@ -201,7 +207,7 @@ void Torrent::handle_request(Peer& p, const wire::Message& m) {
     if (fast) p.conn->send_reject(m.piece, m.offset, m.length);
   };
   if (!metainfo_ || !store_ || p.am_choking) return reject();
-  if (m.length == 0 || m.length > 128 * 1024 || m.piece >= metainfo_->piece_count() ||
+  if (m.length == 0 || m.length > kMaxRequest || m.piece >= metainfo_->piece_count() ||
       std::uint64_t{m.offset} + m.length > metainfo_->piece_size(m.piece)) {
     close_violator(p, "request outside the piece");
     return;
@@ -242,12 +248,19 @@ void Torrent::serve_uploads(Peer& p) {
       continue;
     }
     p.uploads.pop_front();
-    // A block spans at most a couple of 16 KiB arena blocks; copy it into one contiguous message.
-    thread_local std::vector<std::byte> block;
-    block.resize(b.length);
-    const std::size_t n = view->copy_to(b.offset, block);
-    if (n != b.length) continue;
-    if (p.conn->send_piece(b.piece, b.offset, block)) counters_.uploaded += b.length;
+    // Sent straight from the arena: the connection holds the pinned view until the write carrying it completes.
+    // A request is at most kMaxRequest bytes (handle_request), so it spans at most that many 16 KiB arena blocks, plus one.
+    auto pinned = std::make_shared<storage::PieceView>(std::move(*view));
+    std::array<std::span<const std::byte>, kMaxRequest / kBlockSize + 1> segments;
+    std::size_t count = 0, length = 0;
+    pinned->for_each_segment(b.offset, b.length, [&](std::span<const std::byte> seg) {
+      segments[count++] = seg;
+      length += seg.size();
+    });
+    if (length != b.length) continue;
+    if (p.conn->send_piece_gather(b.piece, b.offset, std::span(segments.data(), count), std::move(pinned))) {
+      counters_.uploaded += b.length;
+    }
   }
 }
 

@@ -122,7 +122,7 @@ void PeerConnection::handle_connected() {
       self->close("handshake timeout after " + seconds_text(self->config_.handshake_timeout));
     }
   });
-  wire::encode_handshake(pending_, wire::Handshake{config_.reserved, info_hash_, config_.our_peer_id});
+  wire::encode_handshake(pending_.bytes, wire::Handshake{config_.reserved, info_hash_, config_.our_peer_id});
   our_handshake_sent_ = true;
   queue_bytes(0);
   start_reading();
@@ -194,7 +194,7 @@ bool PeerConnection::handle_handshake(const wire::Handshake& h) {
     }
     handler_ = routed;
     info_hash_ = h.info_hash;
-    wire::encode_handshake(pending_, wire::Handshake{config_.reserved, info_hash_, config_.our_peer_id});
+    wire::encode_handshake(pending_.bytes, wire::Handshake{config_.reserved, info_hash_, config_.our_peer_id});
     our_handshake_sent_ = true;
     queue_bytes(0);
   }
@@ -220,15 +220,30 @@ void PeerConnection::schedule_flush() {
   });
 }
 
+void PeerConnection::OutQueue::clear() {
+  bytes.clear();
+  splices.clear();
+  holds.clear();
+  external_bytes = 0;
+}
+
 void PeerConnection::flush() {
   if (write_in_flight_ || pending_.empty() || state_ == State::closed || state_ == State::connecting) return;
-  writing_.swap(pending_);
+  std::swap(writing_, pending_);
   pending_.clear();
+  write_buffers_.clear();
+  std::size_t from = 0;
+  for (const auto& sp : writing_.splices) {
+    if (sp.at > from) write_buffers_.emplace_back(writing_.bytes.data() + from, sp.at - from);
+    write_buffers_.emplace_back(sp.data.data(), sp.data.size());
+    from = sp.at;
+  }
+  if (writing_.bytes.size() > from) write_buffers_.emplace_back(writing_.bytes.data() + from, writing_.bytes.size() - from);
   writing_payload_ = pending_payload_;
   pending_payload_ = 0;
   write_in_flight_ = true;
   write_started_ = Clock::now();
-  asio::async_write(socket_, asio::buffer(writing_), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+  asio::async_write(socket_, write_buffers_, [self = shared_from_this()](std::error_code ec, std::size_t n) {
     self->write_in_flight_ = false;
     if (self->state_ == State::closed) return;
     if (ec) {
@@ -304,7 +319,7 @@ void PeerConnection::deliver_closed() {
 
 bool PeerConnection::send_keep_alive() {
   if (!can_send()) return false;
-  wire::encode_keep_alive(pending_);
+  wire::encode_keep_alive(pending_.bytes);
   queue_bytes(0);
   return true;
 }
@@ -312,7 +327,7 @@ bool PeerConnection::send_keep_alive() {
 #define PH_SIMPLE_SEND(name, encoder)   \
   bool PeerConnection::name() {         \
     if (!can_send()) return false;      \
-    wire::encoder(pending_);            \
+    wire::encoder(pending_.bytes);      \
     queue_bytes(0);                     \
     return true;                        \
   }
@@ -326,49 +341,49 @@ PH_SIMPLE_SEND(send_have_none, encode_have_none)
 
 bool PeerConnection::send_have(PieceIndex piece) {
   if (!can_send()) return false;
-  wire::encode_have(pending_, piece);
+  wire::encode_have(pending_.bytes, piece);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_suggest(PieceIndex piece) {
   if (!can_send()) return false;
-  wire::encode_suggest(pending_, piece);
+  wire::encode_suggest(pending_.bytes, piece);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_allowed_fast(PieceIndex piece) {
   if (!can_send()) return false;
-  wire::encode_allowed_fast(pending_, piece);
+  wire::encode_allowed_fast(pending_.bytes, piece);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_bitfield(std::span<const std::byte> bits) {
   if (!can_send()) return false;
-  wire::encode_bitfield(pending_, bits);
+  wire::encode_bitfield(pending_.bytes, bits);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_request(PieceIndex piece, std::uint32_t offset, std::uint32_t length) {
   if (!can_send()) return false;
-  wire::encode_request(pending_, piece, offset, length);
+  wire::encode_request(pending_.bytes, piece, offset, length);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_cancel(PieceIndex piece, std::uint32_t offset, std::uint32_t length) {
   if (!can_send()) return false;
-  wire::encode_cancel(pending_, piece, offset, length);
+  wire::encode_cancel(pending_.bytes, piece, offset, length);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_reject(PieceIndex piece, std::uint32_t offset, std::uint32_t length) {
   if (!can_send()) return false;
-  wire::encode_reject(pending_, piece, offset, length);
+  wire::encode_reject(pending_.bytes, piece, offset, length);
   queue_bytes(0);
   return true;
 }
@@ -377,21 +392,36 @@ bool PeerConnection::send_piece(PieceIndex piece, std::uint32_t offset, std::spa
   if (!can_send()) return false;
   // Backpressure: the engine reads bytes_queued() and waits for on_send_drained instead of piling up blocks.
   if (bytes_queued() + block.size() + 13 > config_.max_send_queue_bytes) return false;
-  wire::encode_piece(pending_, piece, offset, block);
+  wire::encode_piece(pending_.bytes, piece, offset, block);
   queue_bytes(block.size());
+  return true;
+}
+
+bool PeerConnection::send_piece_gather(PieceIndex piece, std::uint32_t offset,
+                                       std::span<const std::span<const std::byte>> segments,
+                                       std::shared_ptr<const void> hold) {
+  if (!can_send()) return false;
+  std::size_t length = 0;
+  for (const auto& seg : segments) length += seg.size();
+  if (bytes_queued() + length + 13 > config_.max_send_queue_bytes) return false;
+  wire::encode_piece_header(pending_.bytes, piece, offset, static_cast<std::uint32_t>(length));
+  for (const auto& seg : segments) pending_.splices.push_back({pending_.bytes.size(), seg});
+  pending_.external_bytes += length;
+  pending_.holds.push_back(std::move(hold));
+  queue_bytes(length);
   return true;
 }
 
 bool PeerConnection::send_port(std::uint16_t port) {
   if (!can_send()) return false;
-  wire::encode_port(pending_, port);
+  wire::encode_port(pending_.bytes, port);
   queue_bytes(0);
   return true;
 }
 
 bool PeerConnection::send_extended(std::uint8_t extended_id, std::string_view payload) {
   if (!can_send()) return false;
-  wire::encode_extended(pending_, extended_id, payload);
+  wire::encode_extended(pending_.bytes, extended_id, payload);
   queue_bytes(0);
   return true;
 }

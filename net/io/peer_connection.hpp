@@ -101,6 +101,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool send_bitfield(std::span<const std::byte> bits);
   bool send_request(PieceIndex piece, std::uint32_t offset, std::uint32_t length);
   bool send_piece(PieceIndex piece, std::uint32_t offset, std::span<const std::byte> block);
+  // The same without copying the block: `segments` (in order, together the block) are written straight from where
+  // they lie; `hold` keeps that memory valid (a pinned piece) until the write that carries them completes.
+  bool send_piece_gather(PieceIndex piece, std::uint32_t offset, std::span<const std::span<const std::byte>> segments,
+                         std::shared_ptr<const void> hold);
   bool send_cancel(PieceIndex piece, std::uint32_t offset, std::uint32_t length);
   bool send_port(std::uint16_t port);
   bool send_suggest(PieceIndex piece);
@@ -127,7 +131,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool closed_for_protocol_violation() const { return protocol_violation_; }
 
   // Backpressure: bytes queued or being written.
-  std::size_t bytes_queued() const { return pending_.size() + writing_.size(); }
+  std::size_t bytes_queued() const {
+    return pending_.size() + writing_.size() + pending_.external_bytes + writing_.external_bytes;
+  }
   std::size_t max_send_queue_bytes() const { return config_.max_send_queue_bytes; }
 
   const ByteCounters& counters() const { return counters_; }
@@ -177,9 +183,24 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool our_handshake_sent_ = false;
   bool started_ = false;
 
+  // Outgoing bytes: the encoded messages, with blocks sent without copying spliced in at their positions.
+  struct OutQueue {
+    struct Splice {
+      std::size_t at;  // position in `bytes` the data goes before
+      std::span<const std::byte> data;
+    };
+    wire::Buffer bytes;
+    std::vector<Splice> splices;
+    std::vector<std::shared_ptr<const void>> holds;
+    std::size_t external_bytes = 0;
+    std::size_t size() const { return bytes.size(); }
+    bool empty() const { return bytes.empty() && splices.empty(); }
+    void clear();
+  };
   wire::MessageDecoder decoder_;
-  wire::Buffer pending_;  // queued, not yet handed to the socket
-  wire::Buffer writing_;  // the one async_write in flight
+  OutQueue pending_;  // queued, not yet handed to the socket
+  OutQueue writing_;  // the one async_write in flight
+  std::vector<asio::const_buffer> write_buffers_;
   std::size_t pending_payload_ = 0;  // piece payload bytes inside pending_ / writing_ (for counters)
   std::size_t writing_payload_ = 0;
   bool write_in_flight_ = false;

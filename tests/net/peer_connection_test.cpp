@@ -4,7 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -118,6 +120,38 @@ TEST_CASE("peer connection: handshake, messages both ways, counters") {
   CHECK(*p.out_rec.closed == "test over");
   CHECK_THAT(*p.in_rec.closed, Catch::Contains("remote closed"));
   CHECK(!p.out->send_choke());
+}
+
+TEST_CASE("peer connection: a gathered block goes out in order, and its memory is held until written") {
+  Pair p;
+  p.connect(config_for('a'), config_for('b'), p.served);
+  REQUIRE(run_until(p.io, [&] { return p.out_rec.handshake && p.in_rec.handshake; }));
+  // Two separate buffers make one block, between two ordinary messages; the hold stands for a pinned piece.
+  std::string first(kBlockSize / 4, 'f'), second(kBlockSize - first.size(), 's');
+  auto hold = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = hold;
+  const std::array<std::span<const std::byte>, 2> segments{std::as_bytes(std::span(first.data(), first.size())),
+                                                            std::as_bytes(std::span(second.data(), second.size()))};
+  CHECK(p.in->send_unchoke());
+  CHECK(p.in->send_piece_gather(3, kBlockSize, segments, std::move(hold)));
+  CHECK(p.in->send_have(3));
+  CHECK(p.in->bytes_queued() == 5 + 13 + kBlockSize + 9);
+  CHECK(!watch.expired());
+  REQUIRE(run_until(p.io, [&] { return p.out_rec.kinds.size() == 3; }));
+  using K = wire::MessageKind;
+  CHECK(p.out_rec.kinds == std::vector<K>{K::unchoke, K::piece, K::have});
+  CHECK(p.out_rec.payloads[1] == first + second);
+  CHECK(p.in->counters().payload_up == kBlockSize);
+  CHECK(p.in->counters().protocol_up == 68 + 5 + 13 + 9);
+  CHECK(p.in->bytes_queued() == 0);
+  CHECK(watch.expired());
+  // Beyond the queue bound the block is refused and its hold released at once.
+  auto big_hold = std::make_shared<int>(8);
+  std::weak_ptr<int> big_watch = big_hold;
+  std::string huge(5u << 20, 'h');
+  const std::array<std::span<const std::byte>, 1> too_much{std::as_bytes(std::span(huge.data(), huge.size()))};
+  CHECK(!p.in->send_piece_gather(0, 0, too_much, std::move(big_hold)));
+  CHECK(big_watch.expired());
 }
 
 TEST_CASE("peer connection: an unserved info-hash is refused by the incoming side") {
