@@ -375,7 +375,9 @@ if need_main:
     log("generating %d MiB content and its torrent" % SIZE_MIB)
     C = make_big(main_root, "big.bin", SIZE_MIB, 1)
     lt_seed = LtPeer(C["torrent"], main_root)
-    slow_seed = LtPeer(C["torrent"], main_root, upload_limit=8 << 20)
+    # A 20 ms tick: with libtorrent's default 500 ms tick its limiter sends in bursts and banks quota while idle, so
+    # a first MiB could arrive at loopback speed; with a short tick it behaves like an 8 MiB/s link.
+    slow_seed = LtPeer(C["torrent"], main_root, upload_limit=8 << 20, tick_ms=20)
     ph_seed = new_playhead(seed=(C["tfile"], main_root))
     lt_seed.wait_seeding(300)
     slow_seed.wait_seeding(300)
