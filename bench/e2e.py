@@ -542,8 +542,8 @@ if PARTS & {"startup", "seek"}:
                     if err:
                         break
                     if "8 MiB/s" in cond:
-                        # libtorrent's limiter banks quota while idle (the first MiB after a pause goes at loopback
-                        # speed, after 0.2 s idle it does not): the same idle gap before every run keeps it equal.
+                        # libtorrent's limiter banks some quota while idle: the same idle gap before every run keeps
+                        # the seeder in the same state for both engines.
                         time.sleep(SLOW_GAP)
                     try:
                         res[eng].append(fn(seeders, magnet))
@@ -732,9 +732,9 @@ lines = ["# Playhead end-to-end benchmark, %s" % STAMP, "",
          "average %.2f %.2f %.2f at start, %.2f %.2f %.2f at end; %.0f s. Loopback only; content and seeders shared "
          "by both engines (libtorrent seeder + Playhead seed-only instance, or one libtorrent seeder limited to 8 MiB/s "
          "upload). Ratio = Playhead / libtorrent; libtorrent streams in deadline mode (set_piece_deadline), each run a "
-         "fresh process/session, engines alternating. Before each run against the 8 MiB/s seeder it idles %.1f s: "
-         "libtorrent's limiter banks quota while idle, so a first MiB after idling can come faster than 8 MiB/s; the "
-         "gap keeps the state the same for both engines." % (" ".join(sys.argv[1:]), m["commit"], m["playhead_mtime"], m["libtorrent"],
+         "fresh process/session, engines alternating. The 8 MiB/s seeder runs libtorrent with a 20 ms tick (its "
+         "default 500 ms tick sends in bursts and banks quota while idle); before each run against it the script idles "
+         "%.1f s, the same for both engines." % (" ".join(sys.argv[1:]), m["commit"], m["playhead_mtime"], m["libtorrent"],
                                       m["nproc"], m["cpu"], *m["load_start"], *m["load_end"], data["seconds"], SLOW_GAP), "",
          "| measure | Playhead | libtorrent | ratio | goal |", "| --- | ---: | ---: | ---: | --- |"]
 lines += ["| %s |" % " | ".join(r) for r in rows]
