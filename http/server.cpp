@@ -5,29 +5,12 @@
 // order. One steady_timer per connection enforces whichever deadline applies to the current step.
 #include "http/server.hpp"
 
-#include <llhttp.h>
-
 #include <algorithm>
 #include <array>
-#include <cctype>
+
+#include "http/request_parser.hpp"
 
 namespace ph::http {
-
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 bool is_loopback_host(std::string_view host) {
   if (host == "localhost") return true;
@@ -54,17 +37,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server* server, asio::ip::tcp::socket socket)
       : server_(server), limits_(server->limits_), stats_(&server->stats_), socket_(std::move(socket)),
-        timer_(socket_.get_executor()) {
-    llhttp_settings_init(&settings_);
-    settings_.on_message_begin = &Connection::on_message_begin;
-    settings_.on_url = &Connection::on_url;
-    settings_.on_header_field = &Connection::on_header_field;
-    settings_.on_header_value = &Connection::on_header_value;
-    settings_.on_headers_complete = &Connection::on_headers_complete;
-    settings_.on_body = &Connection::on_body;
-    settings_.on_message_complete = &Connection::on_message_complete;
-    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
-    parser_.data = this;
+        timer_(socket_.get_executor()),
+        parser_(ParserLimits{limits_.max_url_bytes, limits_.max_header_bytes, limits_.max_headers,
+                             limits_.max_body_bytes}) {
+    parser_.on_message_begin = [this] {
+      continue_sent_ = false;
+      arm_timer(limits_.request_timeout);
+    };
   }
 
   void start() {
@@ -87,8 +66,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void detach() { server_ = nullptr; }
 
  private:
-  enum class Fail { none, bad_request, header_too_large, url_too_long, body_too_large, not_implemented };
-
   // ---- reading and parsing ------------------------------------------------------------------------------------
 
   void do_read() {
@@ -130,45 +107,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void parse() {
     while (!responding_ && !closed_ && !in_.empty()) {
-      const char* data = in_.data();
-      const auto err = llhttp_execute(&parser_, data, in_.size());
-      if (err == HPE_OK) {
+      const RequestParser::Step step = parser_.feed(in_);
+      if (step.state == RequestParser::State::need_more) {
         in_.clear();  // everything consumed; the parser keeps its own state between calls
         send_continue_if_needed();
         return;
       }
-      if (err == HPE_PAUSED) {
-        // Paused in on_message_complete: bytes after the pause point belong to the next (pipelined) request.
-        const auto used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
-        in_.erase(0, used);
-        llhttp_resume(&parser_);
+      if (step.state == RequestParser::State::complete) {
+        in_.erase(0, step.consumed);
         dispatch();
         return;
       }
-      fail_parse(err);
+      send_error_and_close(parser_.error_status(), parser_.error_reason());
       return;
     }
-  }
-
-  void fail_parse(llhttp_errno_t err) {
-    int status = 400;
-    std::string why = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : "bad request";
-    switch (fail_) {
-      case Fail::header_too_large: status = 431; why = "request header fields too large"; break;
-      case Fail::url_too_long: status = 414; why = "request target too long"; break;
-      case Fail::body_too_large: status = 413; why = "request body too large"; break;
-      case Fail::not_implemented: status = 501; why = "transfer coding not implemented"; break;
-      default:
-        if (err == HPE_INVALID_METHOD) {
-          status = 501;
-          why = "method not implemented";
-        } else if (err == HPE_INVALID_VERSION) {
-          status = 505;
-          why = "HTTP version not supported";
-        }
-        break;
-    }
-    send_error_and_close(status, why);
   }
 
   void send_error_and_close(int status, std::string_view why) {
@@ -179,7 +131,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void send_continue_if_needed() {
-    if (!expect_continue_ || continue_sent_ || responding_) return;
+    if (!parser_.expect_continue() || continue_sent_ || responding_) return;
     continue_sent_ = true;
     // Written while the body is still being read; no other write can be in flight in the parsing mode.
     writing_continue_ = true;
@@ -196,101 +148,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  static Connection* self_of(llhttp_t* p) { return static_cast<Connection*>(p->data); }
-
-  static int on_message_begin(llhttp_t* p) {
-    auto* c = self_of(p);
-    c->req_ = Request{};
-    c->header_bytes_ = 0;
-    c->last_was_value_ = false;
-    c->expect_continue_ = false;
-    c->continue_sent_ = false;
-    c->fail_ = Fail::none;
-    c->arm_timer(c->limits_.request_timeout);
-    return 0;
-  }
-
-  static int on_url(llhttp_t* p, const char* at, std::size_t n) {
-    auto* c = self_of(p);
-    c->req_.target.append(at, n);
-    c->header_bytes_ += n;
-    if (c->req_.target.size() > c->limits_.max_url_bytes) {
-      c->fail_ = Fail::url_too_long;
-      return -1;
-    }
-    return 0;
-  }
-
-  bool count_header_bytes(std::size_t n) {
-    header_bytes_ += n;
-    if (header_bytes_ > limits_.max_header_bytes || req_.headers.size() > limits_.max_headers) {
-      fail_ = Fail::header_too_large;
-      return false;
-    }
-    return true;
-  }
-
-  static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
-    auto* c = self_of(p);
-    if (c->req_.headers.empty() || c->last_was_value_) c->req_.headers.emplace_back();
-    c->last_was_value_ = false;
-    c->req_.headers.back().first.append(at, n);
-    return c->count_header_bytes(n) ? 0 : -1;
-  }
-
-  static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
-    auto* c = self_of(p);
-    if (c->req_.headers.empty()) c->req_.headers.emplace_back();
-    c->last_was_value_ = true;
-    c->req_.headers.back().second.append(at, n);
-    return c->count_header_bytes(n) ? 0 : -1;
-  }
-
-  static int on_headers_complete(llhttp_t* p) {
-    auto* c = self_of(p);
-    auto& req = c->req_;
-    bool has_length = false, has_te = false;
-    for (auto& [k, v] : req.headers) {
-      k = lower(k);
-      v = std::string(trim(v));
-      has_length |= k == "content-length";
-      has_te |= k == "transfer-encoding";
-      if (k == "expect" && lower(v) == "100-continue") c->expect_continue_ = true;
-    }
-    if (has_length && has_te) {  // request smuggling vector (RFC 9112 6.1): refuse outright
-      c->fail_ = Fail::bad_request;
-      llhttp_set_error_reason(p, "both Content-Length and Transfer-Encoding");
-      return -1;
-    }
-    if (has_length && p->content_length > c->limits_.max_body_bytes) {
-      c->fail_ = Fail::body_too_large;
-      return -1;
-    }
-    req.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(p)));
-    req.keep_alive = llhttp_should_keep_alive(p) != 0;
-    return 0;
-  }
-
-  static int on_body(llhttp_t* p, const char* at, std::size_t n) {
-    auto* c = self_of(p);
-    if (c->req_.body.size() + n > c->limits_.max_body_bytes) {
-      c->fail_ = Fail::body_too_large;
-      return -1;
-    }
-    c->req_.body.append(at, n);
-    return 0;
-  }
-
-  static int on_message_complete(llhttp_t* p) {
-    auto* c = self_of(p);
-    c->req_.keep_alive = llhttp_should_keep_alive(p) != 0;
-    return HPE_PAUSED;
-  }
-
   // ---- responding ---------------------------------------------------------------------------------------------
 
   void dispatch() {
-    Request& req = req_;
+    Request& req = parser_.request();
     const auto q = req.target.find('?');
     const std::string_view raw_path = std::string_view(req.target).substr(0, q);
     if (q != std::string::npos) req.query = req.target.substr(q + 1);
@@ -478,8 +339,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t timer_gen_ = 0;
   std::uint64_t read_gen_ = 0;
 
-  llhttp_settings_t settings_{};
-  llhttp_t parser_{};
+  RequestParser parser_;
   std::array<char, 16 * 1024> read_buf_{};
   std::string in_;  // received, not yet parsed
   bool reading_ = false;
@@ -487,14 +347,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;
   bool lingering_ = false;
 
-  Request req_;
-  std::size_t header_bytes_ = 0;
-  bool last_was_value_ = false;
-  bool expect_continue_ = false;
   bool continue_sent_ = false;
   bool writing_continue_ = false;
   bool pending_response_ = false;
-  Fail fail_ = Fail::none;
 
   bool responding_ = false;
   bool close_after_ = false;
