@@ -88,7 +88,7 @@ Result<std::unique_ptr<DiskStore>> DiskStore::create(Arena& arena, Hasher& hashe
   return create(arena, hasher, std::move(*layout), m.piece_hashes, std::move(paths), std::move(download_dir));
 }
 
-Result<int> DiskStore::open_file(FileIndex f, bool create) const {
+Result<int> DiskStore::open_file(FileIndex f, bool create, bool direct) const {
   // Runs on workers: only reads members that never change after construction.
   if (create) {
     std::error_code ec;
@@ -112,7 +112,8 @@ Result<int> DiskStore::open_file(FileIndex f, bool create) const {
   }
   // O_NONBLOCK: a FIFO planted under the file's name must not hang a worker; it is refused just below.
   const int flags = (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
-  Fd file(::openat(dir.fd, comps.back().c_str(), flags, 0644));
+  Fd file(::openat(dir.fd, comps.back().c_str(), flags | (direct ? O_DIRECT : 0), 0644));
+  if (file.fd < 0 && direct && errno == EINVAL) file.fd = ::openat(dir.fd, comps.back().c_str(), flags, 0644);
   if (file.fd < 0) return make_error(errno_text("cannot open", comps.back()));
   struct stat st {};
   if (::fstat(file.fd, &st) != 0) return make_error(errno_text("cannot stat", comps.back()));
@@ -124,6 +125,10 @@ Result<int> DiskStore::open_file(FileIndex f, bool create) const {
   }
   return std::exchange(file.fd, -1);
 }
+
+namespace {
+constexpr std::uint64_t kPage = 4096;  // O_DIRECT alignment: a page satisfies every common device's block size
+}  // namespace
 
 template <class SegmentFn>
 Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_segment) const {
@@ -137,7 +142,13 @@ Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_
       });
       return;
     }
-    auto fd = open_file(s.file, write);
+    // Whole pages of a piece are written with O_DIRECT, from the arena straight to the device: copying them into
+    // fresh page-cache pages was most of a disk-mode download's CPU (3.4 -> 1.45 CPU s per GiB, 1 GiB from a
+    // libtorrent seeder on this machine), and the page cache would only hold a second copy of what the arena has.
+    // Arena blocks are page-aligned, so a slice is direct-capable when its file offset, piece offset and length are
+    // whole pages; the rest (a file's last piece, slices of multi-file torrents that do not line up) is buffered.
+    const bool direct = write && s.file_offset % kPage == 0 && s.piece_offset % kPage == 0 && s.length % kPage == 0;
+    auto fd = open_file(s.file, write, direct);
     if (!fd) {
       result = fd.error();
       return;
@@ -155,6 +166,11 @@ Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_
         const ssize_t n = write ? ::pwritev(guard.fd, &iov[first], count - first, static_cast<off_t>(file_pos))
                                 : ::preadv(guard.fd, &iov[first], count - first, static_cast<off_t>(file_pos));
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL && direct && (::fcntl(guard.fd, F_GETFL) & O_DIRECT)) {
+          // The file system accepted O_DIRECT at open but refuses this transfer: write through the page cache.
+          ::fcntl(guard.fd, F_SETFL, ::fcntl(guard.fd, F_GETFL) & ~O_DIRECT);
+          continue;
+        }
         if (n < 0) {
           result = make_error(errno_text(write ? "write failed on" : "read failed on", paths_[s.file].back()));
         } else if (n == 0) {

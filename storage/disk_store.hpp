@@ -50,7 +50,8 @@ class DiskStore final : public ArenaStore {
   struct Recheck;
   template <class SegmentFn>
   Result<void> transfer(PieceIndex p, bool write, SegmentFn&& for_each_segment) const;
-  Result<int> open_file(FileIndex f, bool create) const;
+  // direct: O_DIRECT (bypassing the page cache); falls back to a buffered descriptor where the file system refuses.
+  Result<int> open_file(FileIndex f, bool create, bool direct = false) const;
   void recheck_step();
 
   std::vector<std::vector<std::string>> paths_;

@@ -3,6 +3,8 @@
 // leave the download folder, by name or through a planted symlink.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +152,37 @@ TEST_CASE("disk store: files are sparse and full length from the first write", "
   REQUIRE(::stat((dir.path / "big.bin").c_str(), &st) == 0);
   CHECK(static_cast<std::uint64_t>(st.st_size) == 64ull * kPiece);
   CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 < 16ull * kPiece);  // only what was written takes space
+}
+
+TEST_CASE("disk store: whole pages are written around the page cache, the rest through it", "[disk_store]") {
+  // 8 pieces of 32 KiB and a 5000-byte last piece: the full pieces go out with O_DIRECT, the tail buffered.
+  Torrent t(kPiece, {{8 * kPiece + 5000, 0, false}}, 9);
+  TempDir dir;
+  DiskRig rig(t, {{"film.mkv"}}, dir.path, 2);
+  for (PieceIndex p = 0; p < 9; ++p) REQUIRE(rig.download(p).ok());
+  const auto path = dir.path / "film.mkv";
+  CHECK(read_file(path) == t.data);
+  for (PieceIndex p = 0; p < 9; ++p) CHECK(rig.read_piece(p) == rig.read_piece(p));  // and back through the store
+  const int probe = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+  if (probe < 0) {
+    WARN("this file system refuses O_DIRECT: every write went through the page cache");
+    return;
+  }
+  ::close(probe);
+  // Page-cache residency of the file (read_file above went through the cache, so drop it first).
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  const std::size_t len = 8 * kPiece + 5000;
+  void* map = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(map != MAP_FAILED);
+  std::vector<unsigned char> resident((len + 4095) / 4096);
+  REQUIRE(::mincore(map, len, resident.data()) == 0);
+  std::size_t cached_full = 0;
+  for (std::size_t i = 0; i < 8 * kPiece / 4096; ++i) cached_full += resident[i] & 1;
+  CHECK(cached_full == 0);  // nothing the direct writes left behind is dirty or pinned in the cache
+  ::munmap(map, len);
+  ::close(fd);
 }
 
 TEST_CASE("disk store: restart re-verifies what is on disk", "[disk_store]") {
