@@ -249,7 +249,7 @@ void Torrent::serve_uploads(Peer& p) {
     }
     p.uploads.pop_front();
     // Sent straight from the arena: the connection holds the pinned view until the write carrying it completes.
-    // A request is at most kMaxRequest bytes (handle_request), so it spans at most that many 16 KiB arena blocks, plus one.
+    // A request is at most kMaxRequest bytes (handle_request): kMaxRequest / 16 KiB arena blocks, plus one.
     auto pinned = std::make_shared<storage::PieceView>(std::move(*view));
     std::array<std::span<const std::byte>, kMaxRequest / kBlockSize + 1> segments;
     std::size_t count = 0, length = 0;
