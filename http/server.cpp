@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 #include "http/request_parser.hpp"
 
@@ -248,8 +249,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void write_chunk(std::span<const std::uint8_t> data) {
+    // Copied into one reused buffer before the write: the kernel then reads the same few pages for every chunk.
+    // Handing it the piece memory itself cost 2.2x the CPU (1.08 against 0.48 s per GiB sent on a paravirtualised
+    // guest, where the kernel's first touch of each user page is expensive), and a user-space copy is cheap.
+    chunk_.assign(data.begin(), data.end());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head_pending_ ? std::string_view(head_) : std::string_view{}),
-                                           asio::buffer(data.data(), data.size())};
+                                           asio::buffer(chunk_.data(), chunk_.size())};
     head_pending_ = false;
     arm_timer(limits_.write_timeout);
     asio::async_write(socket_, bufs, [self = shared_from_this(), n = data.size()](asio::error_code ec, std::size_t) {
@@ -260,6 +265,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       self->stream_pos_ += n;
       self->stats_->stream_bytes += n;
       if (self->stream_pos_ >= self->stream_end_) {
+        std::vector<std::uint8_t>().swap(self->chunk_);  // idle keep-alive connections hold no chunk buffer
         self->end_stream();
         self->finish_response();
       } else {
@@ -342,6 +348,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   RequestParser parser_;
   std::array<char, 16 * 1024> read_buf_{};
   std::string in_;  // received, not yet parsed
+  std::vector<std::uint8_t> chunk_;  // the stream chunk being written
   bool reading_ = false;
   bool peer_eof_ = false;
   bool closed_ = false;
