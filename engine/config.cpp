@@ -5,20 +5,13 @@
 #include <cctype>
 #include <charconv>
 
+#include "net/text.hpp"
+
 namespace ph {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+std::string lower(std::string_view s) { return text::ascii_lower(s); }
+std::string_view trim(std::string_view s) { return text::trim(s, " \t\n\v\f\r"); }
 
 bool valid_name(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;

@@ -5,18 +5,12 @@
 #include <optional>
 #include <vector>
 
+#include "net/text.hpp"
+
 namespace ph::http {
 namespace {
 
 constexpr std::uint64_t kMax = ~std::uint64_t{0};
-
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // 1*DIGIT; a value too large for 64 bits saturates, which is what every caller wants (it is then past any length).
 std::optional<std::uint64_t> parse_digits(std::string_view s) {
@@ -72,7 +66,7 @@ std::optional<Spec> parse_spec(std::string_view s) {
 RangeDecision evaluate_range(std::string_view header, std::uint64_t length, const RangeLimits& limits) {
   RangeDecision full;  // outcome full
   const auto eq = header.find('=');
-  if (eq == std::string_view::npos || !iequals(trim(header.substr(0, eq)), "bytes")) return full;
+  if (eq == std::string_view::npos || !iequals(text::trim(header.substr(0, eq)), "bytes")) return full;
   if (length == 0) return full;  // nothing to slice; the empty body is the whole answer
 
   std::vector<ByteRange> ranges;
@@ -80,7 +74,7 @@ RangeDecision evaluate_range(std::string_view header, std::uint64_t length, cons
   std::string_view rest = header.substr(eq + 1);
   while (true) {
     const auto comma = rest.find(',');
-    const auto part = trim(rest.substr(0, comma));
+    const auto part = text::trim(rest.substr(0, comma));
     if (!part.empty()) {  // the list rule tolerates empty elements
       auto spec = parse_spec(part);
       if (!spec) return full;
@@ -108,7 +102,7 @@ RangeDecision evaluate_range(std::string_view header, std::uint64_t length, cons
 }
 
 bool if_range_matches(std::string_view if_range, std::string_view etag) {
-  const auto v = trim(if_range);
+  const auto v = text::trim(if_range);
   if (v.size() < 2 || v.front() != '"') return false;  // a weak tag (W/"...") or a date: no strong match possible
   return v == etag;
 }

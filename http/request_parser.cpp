@@ -2,25 +2,9 @@
 // the status a client should get.
 #include "http/request_parser.hpp"
 
-#include <cctype>
+#include "net/text.hpp"
 
 namespace ph::http {
-
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 RequestParser::RequestParser(ParserLimits limits) : limits_(limits) {
   llhttp_settings_init(&settings_);
@@ -123,11 +107,11 @@ int RequestParser::headers_complete(llhttp_t* p) {
   Request& req = r.req_;
   bool has_length = false, has_te = false;
   for (auto& [k, v] : req.headers) {
-    k = lower(k);
-    v = std::string(trim(v));
+    k = text::ascii_lower(k);
+    v = std::string(text::trim(v));
     has_length |= k == "content-length";
     has_te |= k == "transfer-encoding";
-    if (k == "expect" && lower(v) == "100-continue") r.expect_continue_ = true;
+    if (k == "expect" && text::ascii_lower(v) == "100-continue") r.expect_continue_ = true;
   }
   if (has_length && has_te) {  // request smuggling vector (RFC 9112 6.1): refuse outright
     r.fail_ = Fail::bad_request;

@@ -6,6 +6,7 @@
 #include <asio/ssl.hpp>
 #include <cctype>
 
+#include "net/text.hpp"
 #include "net/tracker_http.hpp"
 
 namespace ph::net {
@@ -18,11 +19,6 @@ const std::string* HttpResponse::header(std::string_view lowercase_name) const {
 }
 
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Resolves a Location header against the URL that sent it: absolute, scheme-relative and absolute-path forms
 // (the ones trackers use); a bare relative path replaces the last path segment.
@@ -201,7 +197,7 @@ class HttpClient::Request : public std::enable_shared_from_this<Request> {
   }
 
   void commit_header() {
-    if (!cur_field_.empty()) resp_.headers.emplace_back(lower(cur_field_), cur_value_);
+    if (!cur_field_.empty()) resp_.headers.emplace_back(text::ascii_lower(cur_field_), cur_value_);
     cur_field_.clear();
     cur_value_.clear();
   }
