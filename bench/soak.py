@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -33,7 +32,8 @@ os.environ["PLAYHEAD_BIN_DIR"] = os.path.abspath(args.bin_dir)
 # Small ASan quarantine: the default 256 MiB would itself look like growth. Leak checking stays on.
 os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=16:malloc_context_size=10")
 sys.path.insert(0, os.path.join(SRC, "tests", "interop"))
-from swarm import LtPeer, Playhead, fail, make_content, make_torrent, tempdir, wait_until  # noqa: E402
+from swarm import (LtPeer, Playhead, fail, make_content, make_torrent, raw_stream_get, tempdir,  # noqa: E402
+                   vm_rss_bytes, wait_until)
 
 rnd = random.Random(args.seed)
 PIECE = 256 * 1024
@@ -60,13 +60,6 @@ stop = threading.Event()
 errors = []
 
 
-def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
 
 def sampler():
     t0 = time.time()
@@ -74,7 +67,7 @@ def sampler():
         try:
             st, body, _ = ph.get("/api/torrents", timeout=10)
             mem = sum(t.get("memoryBytes", 0) for t in json.loads(body)) if st == 200 else 0
-            samples.append((time.time() - t0, vm_rss(ph.proc.pid), mem))
+            samples.append((time.time() - t0, vm_rss_bytes(ph.proc.pid), mem))
             if mem > budget:
                 errors.append("torrents hold %d bytes, budget %d" % (mem, budget))
         except (OSError, ValueError) as e:
@@ -84,26 +77,10 @@ def sampler():
 
 def read_range(ih, index, data, lo, n, pace=0.0):
     """Reads [lo, lo+n) like a player (optionally paced) and checks every byte."""
-    s = socket.create_connection(("127.0.0.1", ph.http_port), timeout=60)
-    try:
-        s.sendall(b"GET /stream/%s/%d HTTP/1.1\r\nHost: x\r\nRange: bytes=%d-%d\r\n\r\n" %
-                  (ih.encode(), index, lo, lo + n - 1))
-        buf = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            head, sep, body = buf.partition(b"\r\n\r\n")
-            if sep and len(body) >= n:
-                break
-            if pace:
-                time.sleep(pace)
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 206") or body[:n] != data[lo:lo + n]:
-            errors.append("range %d+%d of %s: %r, identical %s" % (lo, n, ih[:8], head[:40], body[:n] == data[lo:lo + n]))
-    finally:
-        s.close()
+    head, body = raw_stream_get(ph.http_port, "/stream/%s/%d" % (ih, index), n,
+                                b"Range: bytes=%d-%d\r\n" % (lo, lo + n - 1), pace)
+    if not head.startswith(b"HTTP/1.1 206") or body[:n] != data[lo:lo + n]:
+        errors.append("range %d+%d of %s: %r, identical %s" % (lo, n, ih[:8], head[:40], body[:n] == data[lo:lo + n]))
 
 
 threading.Thread(target=sampler, daemon=True).start()

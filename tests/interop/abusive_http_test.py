@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from swarm import LtPeer, Playhead, fail, make_content, make_torrent, tempdir, wait_until  # noqa: E402
+from swarm import LtPeer, Playhead, fail, make_content, make_torrent, raw_stream_get, tempdir, wait_until  # noqa: E402
 
 MAX_CONNECTIONS = 256  # http/server.hpp ServerLimits default
 root = tempdir()
@@ -77,20 +77,9 @@ streamed = {"bytes": b"", "error": None}
 
 def play():
     try:
-        s = socket.create_connection(("127.0.0.1", ph.http_port), timeout=60)
-        s.sendall(b"GET /stream/%s/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (ih.encode(), video))
-        buf = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            head, sep, body = buf.partition(b"\r\n\r\n")
-            if sep and len(body) >= len(content["clip/video.mp4"]):
-                break
-            time.sleep(0.01)  # a player reading at its own pace
-        streamed["bytes"] = buf
-        s.close()
+        head, body = raw_stream_get(ph.http_port, "/stream/%s/%d" % (ih, video), len(content["clip/video.mp4"]),
+                                    pace=0.01)  # a player reading at its own pace
+        streamed["bytes"] = head + b"\r\n\r\n" + body
     except OSError as e:
         streamed["error"] = str(e)
 

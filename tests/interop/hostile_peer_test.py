@@ -13,7 +13,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from swarm import LtPeer, Playhead, fail, make_content, make_torrent, tempdir, wait_until  # noqa: E402
+from swarm import (LtPeer, Playhead, fail, make_content, make_torrent, tempdir, vm_rss_bytes,  # noqa: E402
+                   wait_until)
 from hostile_peer import HostilePeer, dial, extended, handshake, msg, their_ext_id  # noqa: E402
 import libtorrent as lt  # noqa: E402
 
@@ -29,14 +30,6 @@ BF_BYTES = (PIECES + 7) // 8
 results = []
 
 
-def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    fail("no VmRSS")
-
-
 def full_log(ph):
     ph.log.flush()
     with open(ph.log_path, "rb") as f:
@@ -46,7 +39,7 @@ def full_log(ph):
 def check_alive(ph, label):
     if ph.proc.poll() is not None:
         fail("%s: playhead died (exit %s)\n%s" % (label, ph.proc.returncode, ph.log_text()))
-    rss = vm_rss(ph.proc.pid)
+    rss = vm_rss_bytes(ph.proc.pid)
     if rss > RSS_LIMIT:
         fail("%s: VmRSS %d MiB exceeds %d MiB" % (label, rss >> 20, RSS_LIMIT >> 20))
     return rss
@@ -96,7 +89,7 @@ def stream():
 reader = threading.Thread(target=stream, daemon=True)
 reader.start()
 wait_until(lambda: (ph.detail(ih) or {}).get("peers", 0) >= 1, 15, "the honest seeder to connect", ph)
-print("baseline VmRSS %d MiB" % (vm_rss(ph.proc.pid) >> 20), flush=True)
+print("baseline VmRSS %d MiB" % (vm_rss_bytes(ph.proc.pid) >> 20), flush=True)
 
 
 def have_all_unchoke(c):

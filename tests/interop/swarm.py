@@ -325,10 +325,43 @@ def make_video(path, seconds=12, size="480x270", faststart=True, bitrate="1000k"
     return data
 
 
-def vm_hwm_bytes(pid):
-    """Peak resident set size of a process (VmHWM in /proc/PID/status), in bytes."""
+def proc_status_bytes(pid, field):
+    """A size field of /proc/PID/status (VmRSS, VmHWM, ...), in bytes."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    fail("no VmHWM for pid %d" % pid)
+    fail("no %s for pid %d" % (field, pid))
+
+
+def vm_hwm_bytes(pid):
+    """Peak resident set size of a process, in bytes."""
+    return proc_status_bytes(pid, "VmHWM")
+
+
+def vm_rss_bytes(pid):
+    """Resident set size of a process now, in bytes."""
+    return proc_status_bytes(pid, "VmRSS")
+
+
+def raw_stream_get(port, path, want, extra_headers=b"", pace=0.0):
+    """GET `path` over a raw socket (no client library buffering between the server and us) until `want` body bytes
+    have arrived or the server closes; sleeps `pace` seconds between reads, like a player. Returns (head, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + extra_headers + b"\r\n")
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            _, sep, body = buf.partition(b"\r\n\r\n")
+            if sep and len(body) >= want:
+                break
+            if pace:
+                time.sleep(pace)
+    finally:
+        s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    return head, body
