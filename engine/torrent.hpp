@@ -177,6 +177,8 @@ class Torrent : public net::PeerConnectionHandler {
   void strike(const PeerAddress& address, const std::string& reason);
   void ban(Peer& p, const std::string& reason);
   bool is_banned(const PeerAddress& a) const;
+  // Gives a new connection a Peer in the lowest free slot.
+  void register_peer(std::shared_ptr<net::PeerConnection> connection, const PeerAddress& address);
   void connect_more();
   void rechoke();
   void send_pex();

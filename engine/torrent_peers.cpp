@@ -77,35 +77,31 @@ void Torrent::connect_now(const PeerAddress& address) {
       ep = {asio::ip::address_v4(b), address.port};
     }
     auto conn = net::PeerConnection::outgoing(ctx_.io, ep, info_hash_, ctx_.connection, this);
-    auto peer = std::make_unique<Peer>();
-    peer->conn = conn;
-    peer->address = address;
-    peer->connected_order = ++connect_counter_;
-    std::uint32_t slot = 0;
-    while (slot < peers_.size() && peers_[slot]) ++slot;
-    if (slot == peers_.size()) peers_.emplace_back();
-    peer->slot = slot;
-    slot_of_[conn.get()] = slot;
-    peers_[slot] = std::move(peer);
+    register_peer(conn, address);
     conn->start();
   }
 }
 
 void Torrent::adopt_incoming(std::shared_ptr<net::PeerConnection> connection) {
-  auto peer = std::make_unique<Peer>();
-  peer->address = connection->remote_address();
-  if (is_banned(peer->address)) {
+  const PeerAddress address = connection->remote_address();
+  if (is_banned(address)) {
     connection->set_handler(nullptr);
     connection->close("banned");
     return;
   }
-  peer->conn = connection;
+  register_peer(std::move(connection), address);
+}
+
+void Torrent::register_peer(std::shared_ptr<net::PeerConnection> connection, const PeerAddress& address) {
+  auto peer = std::make_unique<Peer>();
+  peer->address = address;
   peer->connected_order = ++connect_counter_;
-  std::uint32_t slot = 0;
+  std::uint32_t slot = 0;  // the lowest free slot: slots index the picker's per-peer tables
   while (slot < peers_.size() && peers_[slot]) ++slot;
   if (slot == peers_.size()) peers_.emplace_back();
   peer->slot = slot;
   slot_of_[connection.get()] = slot;
+  peer->conn = std::move(connection);
   peers_[slot] = std::move(peer);
 }
 
