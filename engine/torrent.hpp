@@ -170,6 +170,7 @@ class Torrent : public net::PeerConnectionHandler {
   void fill_all_requests();
   void send_cancellations();
   void serve_uploads(Peer& p);
+  void prefetch_uploads(Peer& p, PieceIndex sending);
   void drop_peer_requests(Peer& p);
   void close_peer(Peer& p, const std::string& reason);
   // Closes a peer that broke the protocol; an address that does so twice is banned.

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <deque>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -39,6 +40,7 @@ struct Torrent::Peer {
   std::vector<InFlight> requests;
   std::deque<BlockRequest> uploads;
   bool serving = false;
+  PieceIndex prefetched_after = std::numeric_limits<PieceIndex>::max();  // upload piece the last prefetch ran for
   bool violated = false;  // closed for breaking the protocol: a strike against its address (see on_closed)
   std::uint32_t metadata_outstanding = 0;
   std::set<PeerAddress> pex_sent;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <memory>
 
 #include "engine/log.hpp"
@@ -241,6 +242,7 @@ void Torrent::serve_uploads(Peer& p) {
           }
           serve_uploads(peer);
         });
+        prefetch_uploads(p, b.piece);
         return;
       }
       p.uploads.pop_front();
@@ -248,6 +250,7 @@ void Torrent::serve_uploads(Peer& p) {
       continue;
     }
     p.uploads.pop_front();
+    if (b.piece != p.prefetched_after) prefetch_uploads(p, b.piece);
     // Sent straight from the arena: the connection holds the pinned view until the write carrying it completes.
     // A request is at most kMaxRequest bytes (handle_request): kMaxRequest / 16 KiB arena blocks, plus one.
     auto pinned = std::make_shared<storage::PieceView>(std::move(*view));
@@ -261,6 +264,24 @@ void Torrent::serve_uploads(Peer& p) {
     if (p.conn->send_piece_gather(b.piece, b.offset, std::span(segments.data(), count), std::move(pinned))) {
       counters_.uploaded += b.length;
     }
+  }
+}
+
+void Torrent::prefetch_uploads(Peer& p, PieceIndex sending) {
+  // Disk mode: a piece is loaded only when the request at the front needs it, and the send queue drains while it
+  // loads. Loading the next pieces the peer asked for while the current one is sent keeps the link busy.
+  constexpr std::size_t kAhead = 2, kScan = 128;
+  p.prefetched_after = sending;
+  std::size_t started = 0;
+  PieceIndex last = sending;
+  const std::size_t scan = std::min(p.uploads.size(), kScan);
+  for (std::size_t i = 0; i < scan && started < kAhead; ++i) {
+    const PieceIndex piece = p.uploads[i].piece;
+    if (piece == last) continue;
+    last = piece;
+    if (store_->try_view(piece)) continue;
+    store_->read_piece(piece, [](Result<storage::PieceView>) {});  // stays cached, unpinned, when the view drops
+    ++started;
   }
 }
 

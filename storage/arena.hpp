@@ -5,15 +5,19 @@
 //
 // Threading: every method runs on the io_context thread. The only exception is reading or writing the bytes of a
 // piece that the caller keeps pinned (the hasher and the disk workers do that): a pinned piece is never moved, freed
-// or evicted, and its block table is immutable while it lives.
+// or evicted, and its block table is immutable while it lives. The arena's own committer thread only commits the
+// pages of never-used blocks, which the io thread does not use before it is done (see commit_ahead).
 #pragma once
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "net/result.hpp"
@@ -160,6 +164,7 @@ class Arena {
   void release(std::uint32_t s);
   void evict(std::uint32_t s);
   void commit_ahead(std::uint32_t block);
+  void committer_main();
 
   std::byte* base_;
   std::uint32_t block_count_;
@@ -167,7 +172,16 @@ class Arena {
   std::uint32_t free_head_ = ArenaId::kNoSlot;
   std::uint32_t free_blocks_ = 0;
   std::uint32_t cold_from_ = 0;            // blocks from here on have never been allocated
-  std::uint32_t committed_to_ = 0;         // blocks below this have had their pages committed (commit_ahead)
+  std::uint32_t next_commit_check_ = 0;    // allocating this cold block (or beyond) runs commit_ahead again
+  // Pages of never-used blocks are committed ahead of use by a thread of the arena's own (see commit_ahead),
+  // started at the first commit.
+  std::mutex commit_mutex_;
+  std::condition_variable commit_cv_;     // the committer waits for a new target
+  std::condition_variable committed_cv_;  // the io thread waits for the committer
+  std::uint32_t committed_ = 0;           // blocks below this have their pages (guarded by commit_mutex_)
+  std::uint32_t commit_target_ = 0;       // guarded by commit_mutex_
+  bool commit_stop_ = false;              // guarded by commit_mutex_
+  std::thread committer_;
   std::vector<Slot> slots_;                // reserved for block_count_ slots once: never reallocates
   std::uint32_t free_slots_[kSlotClasses];
   ListHead normal_, behind_, backed_;

@@ -135,11 +135,15 @@ Result<void> ArenaStore::submit_piece(PieceIndex p, VerifyHandler done) {
   hasher_.run(client_, [this, p, id, bytes, expected, alive, done = std::move(done)]() mutable {
     // The store cannot be destroyed while this runs (close_client waits), so the hooks are safe to call here.
     const bool hash_ok = Hasher::digest(bytes) == expected;
-    Result<void> io = hash_ok ? persist(p, bytes) : Result<void>{};
-    asio::post(hasher_.io(), [this, p, id, hash_ok, io = std::move(io), alive, done = std::move(done)]() mutable {
-      if (alive.expired()) return;
-      finish_verify(p, id, hash_ok, std::move(io), std::move(done));
-    });
+    auto report = [this, p, id, hash_ok, alive, done = std::move(done)](Result<void> io) mutable {
+      asio::post(hasher_.io(), [this, p, id, hash_ok, io = std::move(io), alive, done = std::move(done)]() mutable {
+        if (alive.expired()) return;
+        finish_verify(p, id, hash_ok, std::move(io), std::move(done));
+      });
+    };
+    if (!hash_ok || !persists()) return report({});
+    // Written on a disk worker: this hash worker goes on to the next piece while the device takes this one.
+    hasher_.run_io(client_, [this, p, bytes, report = std::move(report)]() mutable { report(persist(p, bytes)); });
   });
   return {};
 }
@@ -217,7 +221,7 @@ void ArenaStore::read_piece(PieceIndex p, ReadHandler done) {
   stats_.resident_bytes += layout_.piece_size(p);
   const PieceBytes bytes = arena_.bytes(*id);
   const ArenaId aid = *id;
-  hasher_.run(client_, [this, p, aid, bytes, alive] {
+  hasher_.run_io(client_, [this, p, aid, bytes, alive] {
     Result<void> io = load(p, bytes);
     asio::post(hasher_.io(), [this, p, aid, io = std::move(io), alive]() mutable {
       if (!alive.expired()) finish_load(p, aid, std::move(io));

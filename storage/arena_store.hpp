@@ -1,7 +1,7 @@
 // ArenaStore: the part of a PieceStore that memory and disk mode share: assembling pieces in the shared Arena,
 // tracking which blocks arrived, verification on the Hasher, views and eviction bookkeeping. Disk mode plugs in
-// through three hooks: persist (write a verified piece, on a worker), load (fill a piece from disk, on a worker)
-// and whether an eviction loses the piece (memory) or only drops a cached copy (disk).
+// through three hooks: persist (write a verified piece, on a disk worker), load (fill a piece from disk, on a disk
+// worker) and whether an eviction loses the piece (memory) or only drops a cached copy (disk).
 #pragma once
 
 #include <cstdint>
@@ -45,7 +45,9 @@ class ArenaStore : public PieceStore {
     bool loading = false;  // disk mode: being read back into the arena
   };
 
-  // Called on a worker after a piece hashed correctly; the piece stays pinned meanwhile. Must be thread-safe.
+  // Called on a disk worker after a piece hashed correctly, when persists(); the piece stays pinned meanwhile.
+  // Must be thread-safe.
+  virtual bool persists() const { return false; }
   virtual Result<void> persist(PieceIndex, const PieceBytes&) { return {}; }
   // Called on a worker to fill a pinned arena piece from disk. Memory mode never loads.
   virtual Result<void> load(PieceIndex, const PieceBytes&) { return make_error("piece not had"); }

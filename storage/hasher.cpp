@@ -1,7 +1,9 @@
-// Hasher: a mutex + condition-variable job queue feeding a fixed set of worker threads (see hasher.hpp).
+// Hasher: one mutex, a condition-variable job queue per pool, a fixed set of worker threads (see hasher.hpp).
 #include "storage/hasher.hpp"
 
 #include <asio/post.hpp>
+
+#include <pthread.h>
 
 #include <algorithm>
 
@@ -12,20 +14,23 @@ unsigned Hasher::default_workers() {
   return cores > 1 ? cores - 1 : 1;
 }
 
-Hasher::Hasher(asio::io_context& io, unsigned workers) : io_(io) {
-  if (workers == 0) workers = default_workers();
-  running_.assign(workers, kIdle);
-  threads_.reserve(workers);
-  for (unsigned i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_main(i); });
+Hasher::Hasher(asio::io_context& io, unsigned workers, unsigned disk_workers)
+    : io_(io), hash_workers_(workers ? workers : default_workers()) {
+  if (disk_workers == 0) disk_workers = 2;
+  running_.assign(hash_workers_ + disk_workers, kIdle);
+  threads_.reserve(running_.size());
+  for (std::size_t i = 0; i < running_.size(); ++i) {
+    threads_.emplace_back([this, i] { worker_main(i < hash_workers_ ? kHashPool : kDiskPool, i); });
+  }
 }
 
 Hasher::~Hasher() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
-    queue_.clear();
+    for (auto& q : queue_) q.clear();
   }
-  work_cv_.notify_all();
+  for (auto& cv : work_cv_) cv.notify_all();
   for (auto& t : threads_) t.join();
 }
 
@@ -36,17 +41,21 @@ Hasher::ClientId Hasher::open_client() {
 
 void Hasher::close_client(ClientId client) {
   std::unique_lock lock(mutex_);
-  std::erase_if(queue_, [client](const Job& j) { return j.client == client; });
+  for (auto& q : queue_) std::erase_if(q, [client](const Job& j) { return j.client == client; });
   idle_cv_.wait(lock, [&] { return std::find(running_.begin(), running_.end(), client) == running_.end(); });
 }
 
-void Hasher::run(ClientId client, std::function<void()> work) {
+void Hasher::run(ClientId client, std::function<void()> work) { enqueue(kHashPool, client, std::move(work)); }
+
+void Hasher::run_io(ClientId client, std::function<void()> work) { enqueue(kDiskPool, client, std::move(work)); }
+
+void Hasher::enqueue(Pool pool, ClientId client, std::function<void()> work) {
   {
     std::lock_guard lock(mutex_);
     if (stop_) return;
-    queue_.push_back(Job{client, std::move(work)});
+    queue_[pool].push_back(Job{client, std::move(work)});
   }
-  work_cv_.notify_one();
+  work_cv_[pool].notify_one();
 }
 
 void Hasher::verify(ClientId client, PieceBytes bytes, Sha1Digest expected, std::function<void(bool ok)> done) {
@@ -64,16 +73,19 @@ Sha1Digest Hasher::digest(const PieceBytes& bytes) {
 
 std::size_t Hasher::queued() const {
   std::lock_guard lock(mutex_);
-  return queue_.size();
+  return queue_[kHashPool].size() + queue_[kDiskPool].size();
 }
 
-void Hasher::worker_main(std::size_t index) {
+void Hasher::worker_main(Pool pool, std::size_t index) {
+  // Named so that top -H and perf show which pool is busy.
+  pthread_setname_np(pthread_self(), pool == kHashPool ? "ph-hash" : "ph-disk");
   std::unique_lock lock(mutex_);
+  auto& queue = queue_[pool];
   for (;;) {
-    work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    work_cv_[pool].wait(lock, [&] { return stop_ || !queue.empty(); });
     if (stop_) return;
-    Job job = std::move(queue_.front());
-    queue_.pop_front();
+    Job job = std::move(queue.front());
+    queue.pop_front();
     running_[index] = job.client;
     lock.unlock();
     job.work();

@@ -2,6 +2,10 @@
 // two LRU lists.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <list>
 #include <random>
@@ -46,6 +50,35 @@ TEST_CASE("arena rounds the budget to blocks and reports stats", "[arena]") {
   arena.free(*id);
   CHECK(arena.stats().used_bytes == 0);
   CHECK_FALSE(arena.alive(*id));
+}
+
+TEST_CASE("arena commits pages ahead of use, within the budget", "[arena]") {
+  // 64 MiB budget; pieces of 1 MiB. The committer keeps 32 MiB ahead of the blocks in use, never past the budget.
+  constexpr std::uint32_t kBlocks = 4096, kPieceBlocks = 64;
+  auto arena = make_arena(kBlocks);
+  const OwnerId o = arena->add_owner([](PieceIndex) {});
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::byte* base = nullptr;
+  auto resident_pages = [&](std::uint32_t from_block, std::uint32_t to_block) {
+    std::vector<unsigned char> v((std::size_t{to_block - from_block} * kBlockSize + page - 1) / page);
+    REQUIRE(::mincore(base + std::size_t{from_block} * kBlockSize, std::size_t{to_block - from_block} * kBlockSize,
+                      v.data()) == 0);
+    return static_cast<std::size_t>(std::count_if(v.begin(), v.end(), [](unsigned char c) { return c & 1; }));
+  };
+  std::vector<ArenaId> ids;
+  for (PieceIndex p = 0; p < kBlocks / kPieceBlocks; ++p) {
+    auto id = arena->allocate(o, p, kPieceBlocks * kBlockSize);
+    REQUIRE(id.ok());
+    const PieceBytes bytes = arena->bytes(*id);
+    base = bytes.base;
+    // Every block handed out is already committed: the io thread never takes the first-touch faults.
+    CHECK(resident_pages(bytes.blocks[0], bytes.blocks[0] + kPieceBlocks) == kPieceBlocks * kBlockSize / page);
+    std::memset(bytes.block(0).data(), 0xab, kBlockSize);
+    ids.push_back(*id);
+    if (p == 0) CHECK(resident_pages(kBlocks / 2, kBlocks) == 0);  // 32 MiB ahead of block 0, no further
+  }
+  CHECK(resident_pages(0, kBlocks) == std::size_t{kBlocks} * kBlockSize / page);
+  for (auto id : ids) CHECK(static_cast<unsigned char>(arena->bytes(id).block(0)[0]) == 0xab);
 }
 
 TEST_CASE("arena recycles a backed owner's pieces before touching never-used blocks", "[arena]") {
