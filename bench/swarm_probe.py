@@ -110,11 +110,13 @@ else:
     if got != args.mib * MIB:
         sys.exit("short read: %d" % got)
 secs = time.monotonic() - t
+hwm = swarm.vm_hwm_bytes(ph.proc.pid) / MIB
 if perf:
     perf.send_signal(2)
     perf.wait(30)
 gib = args.mib / 1024
-print("%d MiB %s mode from %s: %.2f s, %.0f MiB/s" % (args.mib, args.mode, args.seeders, secs, args.mib / secs))
+print("%d MiB %s mode from %s: %.2f s, %.0f MiB/s, downloader peak RSS %.0f MiB" %
+      (args.mib, args.mode, args.seeders, secs, args.mib / secs, hwm))
 for label, pid in pids:
     used = cpu(pid) - cpu0[label]
     now = threads(pid)
