@@ -131,6 +131,39 @@ TEST_CASE("hasher: closing a client drops its queued jobs and waits for its runn
   CHECK(ran_a == 1);
 }
 
+TEST_CASE("hasher: disk jobs have their own workers, and closing a client waits for them too", "[hasher]") {
+  asio::io_context io;
+  Hasher hasher(io, 1, 1);
+  const auto client = hasher.open_client();
+  std::atomic<bool> disk_started{false}, release_disk{false}, disk_done{false};
+  std::atomic<int> hashed{0};
+  std::thread::id disk_thread, hash_thread;
+  hasher.run_io(client, [&] {
+    disk_thread = std::this_thread::get_id();
+    disk_started = true;
+    while (!release_disk) std::this_thread::yield();  // a write waiting for a slow device
+    disk_done = true;
+  });
+  while (!disk_started) std::this_thread::yield();
+  // Hashing goes on while the disk worker is blocked.
+  for (int i = 0; i < 3; ++i) hasher.run(client, [&] {
+    hash_thread = std::this_thread::get_id();
+    ++hashed;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (hashed < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(hashed == 3);
+  CHECK(hash_thread != disk_thread);
+  CHECK_FALSE(disk_done);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    release_disk = true;
+  });
+  hasher.close_client(client);  // returns only once the disk job has finished
+  CHECK(disk_done);
+  releaser.join();
+}
+
 TEST_CASE("memory store: download, verify and read back byte-identical", "[memory_store]") {
   Rig rig(16, 5 * kPiece + 12345);  // short last piece with a short last block
   const auto& layout = rig.store->layout();
