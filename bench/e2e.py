@@ -48,7 +48,6 @@ MIB, KIB = 1 << 20, 1 << 10
 SIZE_MIB = args.mib or (256 if args.quick else 1024)
 MEM_MIB = args.memory_mib or (1024 if args.quick else 4096)
 BUDGET_MIB = 256
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 class StepFailed(Exception):
@@ -64,7 +63,8 @@ def _fail(msg):
 
 
 swarm.fail = _fail
-from swarm import LtPeer, Playhead, make_torrent, tempdir, vm_hwm_bytes  # noqa: E402
+from swarm import (LtPeer, Playhead, cpu_seconds, make_torrent, tempdir, thread_cpu_seconds,  # noqa: E402
+                   vm_hwm_bytes)
 from lt_client import recovery_time  # noqa: E402
 
 
@@ -85,22 +85,9 @@ def log(msg):
     print("[%6.1f s] %s" % (time.time() - T0, msg), flush=True)
 
 
-def cpu_seconds(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def thread_cpu(pid):
-    """CPU seconds per thread (/proc/PID/task), busiest first: shows whether one thread (the io thread) is the limit."""
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
-            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out.append((round((int(f[11]) + int(f[12])) / TICK, 2), "%s/%s" % (name, tid)))
-    return {k: v for v, k in sorted(out, reverse=True)}
+    """CPU seconds per thread, busiest first, rounded for the log and the JSON."""
+    return {k: round(v, 2) for k, v in sorted(thread_cpu_seconds(pid).items(), key=lambda kv: -kv[1])}
 
 
 def rmdir(d):

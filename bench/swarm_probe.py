@@ -28,29 +28,9 @@ args = ap.parse_args()
 os.environ["PLAYHEAD_BIN_DIR"] = os.path.abspath(args.bin)
 
 import swarm  # noqa: E402
-from swarm import LtPeer, Playhead, make_torrent, tempdir  # noqa: E402
+from swarm import LtPeer, Playhead, cpu_seconds, make_torrent, tempdir, thread_cpu_seconds  # noqa: E402
 
 MIB = 1 << 20
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / TICK
-
-
-def threads(pid):
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
-            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out["%s/%s" % (name, tid)] = (int(f[11]) + int(f[12])) / TICK
-    return out
-
-
 root = tempdir("probe-")
 path = os.path.join(root, "big.bin")
 chunk = bytearray(os.urandom(MIB))
@@ -85,8 +65,8 @@ if args.perf:
     perf = subprocess.Popen(["perf", "record", "-g", "-o", "perf.data", "-p", str(target)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-cpu0 = {label: cpu(pid) for label, pid in pids}
-thr0 = {label: threads(pid) for label, pid in pids}
+cpu0 = {label: cpu_seconds(pid) for label, pid in pids}
+thr0 = {label: thread_cpu_seconds(pid) for label, pid in pids}
 t = time.monotonic()
 for _, _, port in seeders:
     ph.connect(ih, port)
@@ -118,8 +98,8 @@ gib = args.mib / 1024
 print("%d MiB %s mode from %s: %.2f s, %.0f MiB/s, downloader peak RSS %.0f MiB" %
       (args.mib, args.mode, args.seeders, secs, args.mib / secs, hwm))
 for label, pid in pids:
-    used = cpu(pid) - cpu0[label]
-    now = threads(pid)
+    used = cpu_seconds(pid) - cpu0[label]
+    now = thread_cpu_seconds(pid)
     busy = sorted(((v - thr0[label].get(k, 0), k) for k, v in now.items()), reverse=True)[:4]
     print("  %-11s %.2f CPU s/GiB (%.0f%% of one core)   %s" %
           (label, used / gib, 100 * used / secs, "  ".join("%s %.2f" % (k, v) for v, k in busy if v > 0.005)))

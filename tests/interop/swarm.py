@@ -344,6 +344,28 @@ def vm_rss_bytes(pid):
     return proc_status_bytes(pid, "VmRSS")
 
 
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def thread_cpu_seconds(pid):
+    """User + system CPU seconds per thread, {"name/tid": seconds}: shows which thread (io, hash, disk) is the limit."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
+            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out["%s/%s" % (name, tid)] = (int(f[11]) + int(f[12])) / _CLOCK_TICK
+    return out
+
+
 def raw_stream_get(port, path, want, extra_headers=b"", pace=0.0):
     """GET `path` over a raw socket (no client library buffering between the server and us) until `want` body bytes
     have arrived or the server closes; sleeps `pace` seconds between reads, like a player. Returns (head, body)."""
