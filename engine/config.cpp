@@ -10,7 +10,6 @@
 namespace ph {
 namespace {
 
-std::string lower(std::string_view s) { return text::ascii_lower(s); }
 std::string_view trim(std::string_view s) { return text::trim(s, " \t\n\v\f\r"); }
 
 bool valid_name(std::string_view name) {
@@ -134,7 +133,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     return make_error("'" + std::string(text) + "' is not a size (expected a number with an optional unit such as "
                       "512MiB, 1GiB or 500MB)");
   }
-  const std::string unit = lower(trim(t.substr(i)));
+  const std::string unit = text::ascii_lower(trim(t.substr(i)));
   std::uint64_t mult = 0;
   if (unit.empty() || unit == "b") mult = 1;
   else if (unit == "k" || unit == "kib") mult = 1ull << 10;
@@ -151,7 +150,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
 }
 
 Result<bool> parse_bool(std::string_view text) {
-  const auto t = lower(trim(text));
+  const auto t = text::ascii_lower(trim(text));
   if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
   return make_error("'" + std::string(text) + "' is not a boolean (true/false, 1/0, yes/no, on/off)");
@@ -178,7 +177,7 @@ const std::vector<VariableSpec>& config_variables() {
 Result<void> apply_setting(Config& c, std::string_view name, std::string_view value) {
   auto fail = [&](const Error& e) { return make_error(std::string(name) + ": " + e.message); };
   if (name == "TORRENT_STORAGE_MODE") {
-    const auto v = lower(trim(value));
+    const auto v = text::ascii_lower(trim(value));
     if (v == "memory") c.storage_mode = StorageMode::memory;
     else if (v == "disk") c.storage_mode = StorageMode::disk;
     else return make_error(std::string(name) + ": '" + std::string(value) + "' is not a storage mode (memory or disk)");

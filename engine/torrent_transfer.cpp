@@ -261,7 +261,7 @@ void Torrent::serve_uploads(Peer& p) {
       length += seg.size();
     });
     if (length != b.length) continue;
-    if (p.conn->send_piece_gather(b.piece, b.offset, std::span(segments.data(), count), std::move(pinned))) {
+    if (p.conn->send_piece(b.piece, b.offset, std::span(segments.data(), count), std::move(pinned))) {
       counters_.uploaded += b.length;
     }
   }
@@ -279,7 +279,7 @@ void Torrent::prefetch_uploads(Peer& p, PieceIndex sending) {
     const PieceIndex piece = p.uploads[i].piece;
     if (piece == last) continue;
     last = piece;
-    if (store_->try_view(piece)) continue;
+    if (!store_->has(piece) || store_->try_view(piece)) continue;
     store_->read_piece(piece, [](Result<storage::PieceView>) {});  // stays cached, unpinned, when the view drops
     ++started;
   }

@@ -16,7 +16,6 @@ constexpr std::uint32_t kMaxPieceBytes = 64u << 20;
 // Never-used blocks are committed kCommitBlocks (4 MiB) per madvise call, up to kCommitAhead ahead of need.
 constexpr std::uint32_t kCommitBlocks = (4u << 20) / kBlockSize;
 constexpr std::uint32_t kCommitAhead = (32u << 20) / kBlockSize;
-constexpr std::size_t kPageSize = 4096;  // touching once per 4 KiB also covers larger pages
 #ifndef MADV_POPULATE_WRITE
 constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older kernels refuse it and pages fault in one by one
 #endif
@@ -240,7 +239,7 @@ void Arena::committer_main() {
     std::byte* const first = base_ + static_cast<std::size_t>(from) * kBlockSize;
     const std::size_t length = static_cast<std::size_t>(to - from) * kBlockSize;
     ::madvise(first, length, MADV_POPULATE_WRITE);  // Linux < 5.14 refuses it: the touches below fault pages in
-    for (std::size_t at = 0; at < length; at += kPageSize) *reinterpret_cast<volatile char*>(first + at) = 0;
+    for (std::size_t at = 0; at < length; at += kPageBytes) *reinterpret_cast<volatile char*>(first + at) = 0;
     lock.lock();
     committed_ = to;
     committed_cv_.notify_all();

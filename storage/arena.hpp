@@ -25,6 +25,9 @@
 
 namespace ph::storage {
 
+// The smallest page size: O_DIRECT alignment for disk writes and the stride at which fresh arena pages are touched.
+inline constexpr std::size_t kPageBytes = 4096;
+
 // A handle to one live piece in the arena. The generation makes stale handles harmless: an evicted or freed slot
 // that is reused for another piece has a new generation, and every method checks it.
 struct ArenaId {

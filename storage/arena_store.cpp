@@ -141,7 +141,7 @@ Result<void> ArenaStore::submit_piece(PieceIndex p, VerifyHandler done) {
         finish_verify(p, id, hash_ok, std::move(io), std::move(done));
       });
     };
-    if (!hash_ok || !persists()) return report({});
+    if (!hash_ok || !backed_by_disk()) return report({});
     // Written on a disk worker: this hash worker goes on to the next piece while the device takes this one.
     hasher_.run_io(client_, [this, p, bytes, report = std::move(report)]() mutable { report(persist(p, bytes)); });
   });
@@ -269,7 +269,7 @@ void ArenaStore::handle_evicted(PieceIndex p) {
   s.id = {};
   stats_.resident_bytes -= layout_.piece_size(p);
   ++stats_.evicted;
-  if (!eviction_loses_piece() || s.state != State::had) return;
+  if (backed_by_disk() || s.state != State::had) return;
   s.state = State::missing;
   --stats_.pieces_had;
   if (on_evicted_) {

@@ -1,7 +1,7 @@
 // ArenaStore: the part of a PieceStore that memory and disk mode share: assembling pieces in the shared Arena,
 // tracking which blocks arrived, verification on the Hasher, views and eviction bookkeeping. Disk mode plugs in
 // through three hooks: persist (write a verified piece, on a disk worker), load (fill a piece from disk, on a disk
-// worker) and whether an eviction loses the piece (memory) or only drops a cached copy (disk).
+// worker) and backed_by_disk (an eviction then only drops a cached copy; in memory mode it loses the piece).
 #pragma once
 
 #include <cstdint>
@@ -45,14 +45,13 @@ class ArenaStore : public PieceStore {
     bool loading = false;  // disk mode: being read back into the arena
   };
 
-  // Called on a disk worker after a piece hashed correctly, when persists(); the piece stays pinned meanwhile.
+  // Disk mode: every verified piece is also written to disk (persist), so an eviction only drops a cached copy.
+  virtual bool backed_by_disk() const { return false; }
+  // Called on a disk worker after a piece hashed correctly, when backed_by_disk(); the piece stays pinned meanwhile.
   // Must be thread-safe.
-  virtual bool persists() const { return false; }
   virtual Result<void> persist(PieceIndex, const PieceBytes&) { return {}; }
   // Called on a worker to fill a pinned arena piece from disk. Memory mode never loads.
   virtual Result<void> load(PieceIndex, const PieceBytes&) { return make_error("piece not had"); }
-  // Memory mode: an evicted piece is gone. Disk mode: only the cached copy is.
-  virtual bool eviction_loses_piece() const { return true; }
 
   // Disk mode: every had piece is also on disk, so the arena may evict this store's pieces first
   // (Arena::set_owner_backed).

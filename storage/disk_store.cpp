@@ -126,10 +126,6 @@ Result<int> DiskStore::open_file(FileIndex f, bool create, bool direct) const {
   return std::exchange(file.fd, -1);
 }
 
-namespace {
-constexpr std::uint64_t kPage = 4096;  // O_DIRECT alignment: a page satisfies every common device's block size
-}  // namespace
-
 template <class SegmentFn>
 Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_segment) const {
   Result<void> result;
@@ -147,7 +143,8 @@ Result<void> DiskStore::transfer(PieceIndex p, bool write, SegmentFn&& for_each_
     // libtorrent seeder on this machine), and the page cache would only hold a second copy of what the arena has.
     // Arena blocks are page-aligned, so a slice is direct-capable when its file offset, piece offset and length are
     // whole pages; the rest (a file's last piece, slices of multi-file torrents that do not line up) is buffered.
-    const bool direct = write && s.file_offset % kPage == 0 && s.piece_offset % kPage == 0 && s.length % kPage == 0;
+    const bool direct =
+        write && s.file_offset % kPageBytes == 0 && s.piece_offset % kPageBytes == 0 && s.length % kPageBytes == 0;
     auto fd = open_file(s.file, write, direct);
     if (!fd) {
       result = fd.error();

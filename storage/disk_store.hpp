@@ -42,10 +42,9 @@ class DiskStore final : public ArenaStore {
             std::vector<std::vector<std::string>> paths, std::filesystem::path download_dir);
 
  protected:
-  bool persists() const override { return true; }
+  bool backed_by_disk() const override { return true; }
   Result<void> persist(PieceIndex p, const PieceBytes& bytes) override;
   Result<void> load(PieceIndex p, const PieceBytes& bytes) override;
-  bool eviction_loses_piece() const override { return false; }
 
  private:
   struct Recheck;

@@ -2,8 +2,8 @@
 // Two pools with their own queues: hash workers (CPU-bound, one less than the cores) and disk workers (which mostly
 // wait for the device). A piece written on the thread that hashed it would leave the CPU idle for the whole write;
 // with separate pools the next piece hashes while the last one is written. Jobs post their results back to the
-// io_context, so every completion handler runs on the network thread. Each store is a client: closing a client drops its queued jobs and waits for its running ones,
-// so a store can be destroyed safely while pieces are still being hashed.
+// io_context, so every completion handler runs on the network thread. Each store is a client: closing a client
+// drops its queued jobs and waits for its running ones, so a store can be destroyed while pieces are being hashed.
 #pragma once
 
 #include <asio/io_context.hpp>

@@ -388,21 +388,12 @@ bool PeerConnection::send_reject(PieceIndex piece, std::uint32_t offset, std::ui
   return true;
 }
 
-bool PeerConnection::send_piece(PieceIndex piece, std::uint32_t offset, std::span<const std::byte> block) {
-  if (!can_send()) return false;
-  // Backpressure: the engine reads bytes_queued() and waits for on_send_drained instead of piling up blocks.
-  if (bytes_queued() + block.size() + 13 > config_.max_send_queue_bytes) return false;
-  wire::encode_piece(pending_.bytes, piece, offset, block);
-  queue_bytes(block.size());
-  return true;
-}
-
-bool PeerConnection::send_piece_gather(PieceIndex piece, std::uint32_t offset,
-                                       std::span<const std::span<const std::byte>> segments,
-                                       std::shared_ptr<const void> hold) {
+bool PeerConnection::send_piece(PieceIndex piece, std::uint32_t offset,
+                                std::span<const std::span<const std::byte>> segments, std::shared_ptr<const void> hold) {
   if (!can_send()) return false;
   std::size_t length = 0;
   for (const auto& seg : segments) length += seg.size();
+  // Backpressure: the engine reads bytes_queued() and waits for on_send_drained instead of piling up blocks.
   if (bytes_queued() + length + 13 > config_.max_send_queue_bytes) return false;
   wire::encode_piece_header(pending_.bytes, piece, offset, static_cast<std::uint32_t>(length));
   for (const auto& seg : segments) pending_.splices.push_back({pending_.bytes.size(), seg});

@@ -100,11 +100,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool send_have(PieceIndex piece);
   bool send_bitfield(std::span<const std::byte> bits);
   bool send_request(PieceIndex piece, std::uint32_t offset, std::uint32_t length);
-  bool send_piece(PieceIndex piece, std::uint32_t offset, std::span<const std::byte> block);
-  // The same without copying the block: `segments` (in order, together the block) are written straight from where
-  // they lie; `hold` keeps that memory valid (a pinned piece) until the write that carries them completes.
-  bool send_piece_gather(PieceIndex piece, std::uint32_t offset, std::span<const std::span<const std::byte>> segments,
-                         std::shared_ptr<const void> hold);
+  // The block is not copied: `segments` (in order, together the block) are written straight from where they lie,
+  // and `hold` keeps that memory valid (a pinned piece) until the write that carries them completes.
+  bool send_piece(PieceIndex piece, std::uint32_t offset, std::span<const std::span<const std::byte>> segments,
+                  std::shared_ptr<const void> hold);
   bool send_cancel(PieceIndex piece, std::uint32_t offset, std::uint32_t length);
   bool send_port(std::uint16_t port);
   bool send_suggest(PieceIndex piece);
@@ -131,9 +130,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool closed_for_protocol_violation() const { return protocol_violation_; }
 
   // Backpressure: bytes queued or being written.
-  std::size_t bytes_queued() const {
-    return pending_.size() + writing_.size() + pending_.external_bytes + writing_.external_bytes;
-  }
+  std::size_t bytes_queued() const { return pending_.size() + writing_.size(); }
   std::size_t max_send_queue_bytes() const { return config_.max_send_queue_bytes; }
 
   const ByteCounters& counters() const { return counters_; }
@@ -193,7 +190,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
     std::vector<Splice> splices;
     std::vector<std::shared_ptr<const void>> holds;
     std::size_t external_bytes = 0;
-    std::size_t size() const { return bytes.size(); }
+    std::size_t size() const { return bytes.size() + external_bytes; }  // encoded and spliced bytes
     bool empty() const { return bytes.empty() && splices.empty(); }
     void clear();
   };
