@@ -63,7 +63,7 @@ def _fail(msg):
 
 
 swarm.fail = _fail
-from swarm import (LtPeer, Playhead, cpu_seconds, make_torrent, tempdir, thread_cpu_seconds,  # noqa: E402
+from swarm import (LtPeer, Playhead, cpu_seconds, make_indexed_content, tempdir, thread_cpu_seconds,  # noqa: E402
                    vm_hwm_bytes)
 from lt_client import recovery_time  # noqa: E402
 
@@ -188,25 +188,8 @@ def direct_write_limit(folder, total=1 << 30):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Content: every MiB distinct (its index in the first 8 bytes), so generating and checking it is cheap.
-
-def make_big(root, name, mib, seed_byte):
-    path = os.path.join(root, name)
-    chunk = bytearray(os.urandom(MIB))
-    chunk[8] = seed_byte
-    whole = hashlib.sha1()
-    with open(path, "wb") as f:
-        for i in range(mib):
-            chunk[:8] = i.to_bytes(8, "little")
-            f.write(chunk)
-            whole.update(chunk)
-    torrent, ih = make_torrent(path, MIB)
-    tfile = os.path.join(root, name + ".torrent")
-    with open(tfile, "wb") as f:
-        f.write(torrent)
-    return {"path": path, "torrent": torrent, "tfile": tfile, "ih": ih, "chunk": bytes(chunk[8:]), "size": mib * MIB,
-            "sha1": whole.hexdigest()}
-
+# Content (swarm.make_indexed_content): every MiB distinct (its index in the first 8 bytes), so generating and
+# checking it is cheap.
 
 def expected_sha1(content, first, length):
     if (first, length) == (0, content["size"]):
@@ -400,7 +383,7 @@ main_root = tempdir("e2e-content-")
 C = None
 if need_main:
     log("generating %d MiB content and its torrent" % SIZE_MIB)
-    C = make_big(main_root, "big.bin", SIZE_MIB, 1)
+    C = make_indexed_content(main_root, "big.bin", SIZE_MIB, 1)
     lt_seed = LtPeer(C["torrent"], main_root)
     # A 20 ms tick: with libtorrent's default 500 ms tick its limiter sends in bursts and banks quota while idle, so
     # a first MiB could arrive at loopback speed; with a short tick it behaves like an 8 MiB/s link.
@@ -438,11 +421,8 @@ def tp_playhead(mode):
             ph.connect(C["ih"], p)
         if mode == "disk":
             # Polled every 20 ms, as lt_client.py polls libtorrent (0.1 s would be 5% of a 2 s download).
-            end = time.monotonic() + TP_TIMEOUT
-            while ph.detail(C["ih"])["state"] != "seeding":
-                if time.monotonic() > end:
-                    raise StepFailed("disk download did not finish within %.0f s" % TP_TIMEOUT)
-                time.sleep(0.02)
+            swarm.wait_until(lambda: ph.detail(C["ih"])["state"] == "seeding", TP_TIMEOUT, "disk download",
+                             interval=0.02)
         else:
             # Memory mode fetches what a reader asks for. The reader checks the index of every MiB; the engine has
             # checked every piece's SHA-1, and the memory part below checks every streamed byte.
@@ -745,7 +725,7 @@ if "memory" in PARTS:
     mem_root = tempdir("e2e-memory-")
     try:
         log("memory: generating %d MiB content and its torrent" % MEM_MIB)
-        M = make_big(mem_root, "huge.bin", MEM_MIB, 2)
+        M = make_indexed_content(mem_root, "huge.bin", MEM_MIB, 2)
         seed = LtPeer(M["torrent"], mem_root)
         seed.wait_seeding(600)
         ph = new_playhead(env={"TORRENT_MEMORY_LIMIT": "%dMiB" % BUDGET_MIB})

@@ -60,7 +60,6 @@ stop = threading.Event()
 errors = []
 
 
-
 def sampler():
     t0 = time.time()
     while not stop.is_set():

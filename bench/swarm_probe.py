@@ -28,19 +28,12 @@ args = ap.parse_args()
 os.environ["PLAYHEAD_BIN_DIR"] = os.path.abspath(args.bin)
 
 import swarm  # noqa: E402
-from swarm import LtPeer, Playhead, cpu_seconds, make_torrent, tempdir, thread_cpu_seconds  # noqa: E402
+from swarm import LtPeer, Playhead, cpu_seconds, make_indexed_content, tempdir, thread_cpu_seconds  # noqa: E402
 
 MIB = 1 << 20
 root = tempdir("probe-")
-path = os.path.join(root, "big.bin")
-chunk = bytearray(os.urandom(MIB))
-with open(path, "wb") as f:
-    for i in range(args.mib):
-        chunk[:8] = i.to_bytes(8, "little")
-        f.write(chunk)
-torrent, ih = make_torrent(path, MIB)
-tfile = path + ".torrent"
-open(tfile, "wb").write(torrent)
+content = make_indexed_content(root, "big.bin", args.mib)
+torrent, ih, tfile = content["torrent"], content["ih"], content["tfile"]
 
 seeders = []  # (label, pid or None, port)
 for kind in args.seeders.split(","):
@@ -71,11 +64,8 @@ t = time.monotonic()
 for _, _, port in seeders:
     ph.connect(ih, port)
 if args.mode == "disk":
-    end = time.monotonic() + 300
-    while ph.detail(ih)["state"] != "seeding":  # 10 ms polls: 0.1 s would be a tenth of a 1 GiB download
-        if time.monotonic() > end:
-            sys.exit("download did not finish in 300 s")
-        time.sleep(0.01)
+    # 10 ms polls: 0.1 s would be a tenth of a 1 GiB download.
+    swarm.wait_until(lambda: ph.detail(ih)["state"] == "seeding", 300, "the download", interval=0.01)
 else:
     conn = http.client.HTTPConnection("127.0.0.1", ph.http_port, timeout=60)
     conn.request("GET", "/stream/%s/0" % ih)

@@ -72,6 +72,28 @@ def make_content(root, files, seed=1):
     return out
 
 
+def make_indexed_content(root, name, mib, seed_byte=1):
+    """A file of `mib` distinct MiB (its index in the first 8 bytes of each, the rest one random MiB with
+    `seed_byte` at offset 8) and its torrent with 1 MiB pieces: cheap to generate and to check. Returns a dict:
+    path, torrent (bytes), tfile, ih, chunk (each MiB after its index), size, sha1 (hex, of the whole file)."""
+    MIB = 1 << 20
+    path = os.path.join(root, name)
+    chunk = bytearray(os.urandom(MIB))
+    chunk[8] = seed_byte
+    whole = hashlib.sha1()
+    with open(path, "wb") as f:
+        for i in range(mib):
+            chunk[:8] = i.to_bytes(8, "little")
+            f.write(chunk)
+            whole.update(chunk)
+    torrent, ih = make_torrent(path, MIB)
+    tfile = os.path.join(root, name + ".torrent")
+    with open(tfile, "wb") as f:
+        f.write(torrent)
+    return {"path": path, "torrent": torrent, "tfile": tfile, "ih": ih, "chunk": bytes(chunk[8:]), "size": mib * MIB,
+            "sha1": whole.hexdigest()}
+
+
 def make_torrent(content_path, piece_length=256 * 1024, trackers=(), private=False):
     """Builds a .torrent with libtorrent; returns (torrent bytes, info-hash hex)."""
     fs = lt.file_storage()
@@ -289,14 +311,14 @@ class OpenTracker:
 
 # --- End-to-end helpers (issue 8: streaming_test.py, browser_test.py) ---
 
-def wait_until(pred, timeout, what, ph=None):
-    """Polls pred() every 0.1 s until it is truthy (returns its value) or fails after timeout seconds."""
+def wait_until(pred, timeout, what, ph=None, interval=0.1):
+    """Polls pred() every `interval` seconds until it is truthy (returns its value) or fails after timeout seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()
         if v:
             return v
-        time.sleep(0.1)
+        time.sleep(interval)
     fail("timed out after %ds waiting for %s%s" % (timeout, what, ("\n" + ph.log_text()) if ph else ""))
 
 
@@ -347,10 +369,15 @@ def vm_rss_bytes(pid):
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+def _stat_cpu_seconds(stat_path):
+    """User + system CPU seconds from a /proc stat file (fields 14 and 15; the name before them may hold spaces)."""
+    fields = open(stat_path).read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    return _stat_cpu_seconds("/proc/%d/stat" % pid)
 
 
 def thread_cpu_seconds(pid):
@@ -359,10 +386,9 @@ def thread_cpu_seconds(pid):
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
-            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
+            out["%s/%s" % (name, tid)] = _stat_cpu_seconds("/proc/%d/task/%s/stat" % (pid, tid))
         except OSError:
             continue  # the thread ended meanwhile
-        out["%s/%s" % (name, tid)] = (int(f[11]) + int(f[12])) / _CLOCK_TICK
     return out
 
 
